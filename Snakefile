@@ -1,0 +1,23 @@
+# dime-pipeline: phantoms → FEM solves → sample stores → (datasets, DIME, evaluation, report).
+# Run `snakemake --cores N`; every rule calls the `dime-pipeline` command line.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/config.smk"
+include: "workflow/rules/phantoms.smk"
+include: "workflow/rules/simulate.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        summary="results/samples/summary.json",

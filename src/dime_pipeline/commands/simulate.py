@@ -1,0 +1,48 @@
+"""``dime-pipeline simulate``: one harmonic FEM solve per phantom, written as a sample store."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+
+DEFAULT_JIT_CACHE = Path(os.environ.get("DIME_JIT_CACHE", "~/.cache/dime-pipeline/fenics"))
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "simulate",
+        help="solve a phantom with dolfinx and write a sample store (runs under mpirun)",
+        description="Solve the time-harmonic viscoelastic problem of PHANTOM_DIR (plane strain "
+        "and anti-plane shear) and write SAMPLE.zarr. Run as `mpirun -n K dime-pipeline "
+        "simulate ...` for K ranks; the result does not depend on K beyond solver round-off.",
+    )
+    parser.add_argument("phantom_dir", type=Path, metavar="PHANTOM_DIR")
+    parser.add_argument("--out", type=Path, required=True, metavar="SAMPLE.zarr")
+    parser.add_argument(
+        "--jit-cache",
+        type=Path,
+        default=DEFAULT_JIT_CACHE.expanduser(),
+        help="FFCx JIT cache folder (default: $DIME_JIT_CACHE or ~/.cache/dime-pipeline/fenics)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from dime_pipeline.errors import UserError
+    from dime_pipeline.fem.backend import MPI
+    from dime_pipeline.fem.simulate import simulate
+
+    try:
+        simulate(args.phantom_dir, args.out, args.jit_cache)
+    except UserError:
+        raise
+    except Exception:
+        # An unexpected failure on one rank must end all ranks, never leave them waiting.
+        if MPI.COMM_WORLD.size > 1:
+            traceback.print_exc()
+            sys.stderr.flush()
+            MPI.COMM_WORLD.Abort(1)
+        raise

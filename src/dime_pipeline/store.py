@@ -1,0 +1,147 @@
+"""Sample stores: one Zarr v3 group per simulated sample (schema in README, "Sample store").
+
+Arrays
+    displacement  complex128, axes (component, [z,] y, x), metres, first harmonic U(x)
+    modulus       complex128, axes ([z,] y, x), Pa, ground-truth G* = G' + iG''
+    mask          bool, True inside tissue
+    labels        int16 region ids (0 outside tissue)
+Group attributes: ``schema_version``, ``family``, ``seed``, ``frequency_hz``, ``voxel_size_m``,
+``density_kg_m3``, ``config_hash``, ``solver`` (dofs, ranks, seconds, versions) and more.
+
+Writes are atomic: the group is built in a hidden sibling folder and renamed into place, so a
+killed job never leaves a store that looks finished.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from dime_pipeline.errors import UserError
+
+SCHEMA_VERSION = 1
+ARRAY_NAMES = ("displacement", "modulus", "mask", "labels")
+REQUIRED_ATTRS = (
+    "schema_version",
+    "family",
+    "seed",
+    "frequency_hz",
+    "voxel_size_m",
+    "density_kg_m3",
+    "config_hash",
+    "solver",
+)
+_DTYPES = {
+    "displacement": np.complex128,
+    "modulus": np.complex128,
+    "mask": bool,
+    "labels": np.int16,
+}
+
+
+@dataclass
+class Sample:
+    """One sample in memory: the four arrays and the group attributes."""
+
+    displacement: np.ndarray
+    modulus: np.ndarray
+    mask: np.ndarray
+    labels: np.ndarray
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        spatial = self.modulus.shape
+        if self.displacement.shape[1:] != spatial:
+            raise ValueError(
+                f"displacement spatial shape {self.displacement.shape[1:]} != modulus {spatial}"
+            )
+        if self.mask.shape != spatial or self.labels.shape != spatial:
+            raise ValueError("mask and labels must have the modulus's shape")
+
+
+@contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``target``; on success it replaces ``target`` by renaming."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        yield tmp
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def write_sample(path: str | Path, sample: Sample) -> None:
+    """Write ``sample`` as a Zarr v3 group at ``path``, atomically."""
+    attrs = {"schema_version": SCHEMA_VERSION, **sample.attrs}
+    missing = [key for key in REQUIRED_ATTRS if key not in attrs]
+    if missing:
+        raise ValueError(f"sample attributes lack {missing}")
+    with atomic_directory(Path(path)) as tmp:
+        group = zarr.open_group(tmp, mode="w", zarr_format=3, attributes=_jsonable(attrs))
+        spatial_axes = ["z", "y", "x"][-sample.modulus.ndim :]
+        axes = {
+            "displacement": ["component", *spatial_axes],
+            "modulus": spatial_axes,
+            "mask": spatial_axes,
+            "labels": spatial_axes,
+        }
+        for name in ARRAY_NAMES:
+            data = np.ascontiguousarray(getattr(sample, name), dtype=_DTYPES[name])
+            group.create_array(name, data=data, chunks=data.shape, dimension_names=axes[name])
+        with warnings.catch_warnings():  # consolidated metadata is a zarr-python extension to v3
+            warnings.simplefilter("ignore")
+            zarr.consolidate_metadata(tmp)
+
+
+def read_sample(path: str | Path) -> Sample:
+    """Read a sample store, checking that it is complete and of a schema this version knows."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"{path}: no sample store there")
+    try:
+        group = zarr.open_group(path, mode="r", zarr_format=3)
+        attrs = dict(group.attrs)
+        arrays = {name: np.asarray(group[name][...]) for name in ARRAY_NAMES}
+    except (KeyError, ValueError, OSError, zarr.errors.BaseZarrError) as error:
+        raise UserError(f"{path}: not a readable sample store ({error})") from None
+    version = attrs.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise UserError(
+            f"{path}: schema_version {version!r} is not supported (this version reads "
+            f"{SCHEMA_VERSION})"
+        )
+    return Sample(**arrays, attrs=attrs)
+
+
+def _jsonable(value: Any) -> Any:
+    """Convert numpy scalars and arrays, tuples and paths into plain JSON values."""
+    if isinstance(value, Mapping):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value

@@ -1,0 +1,78 @@
+"""Config validation: defaults, the shipped config, and one clear line for a wrong value."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import yaml
+
+from dime_pipeline.cli import main
+from dime_pipeline.config import PipelineConfig, dump_config, load_config, validate_config
+from dime_pipeline.errors import UserError
+
+
+def test_shipped_config_is_valid_and_complete(repo):
+    config = load_config(repo / "config" / "config.yaml")
+    assert config.seed >= 0
+    # The shipped file spells out every key, so it stays in step with the typed model.
+    raw = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    assert set(raw) == set(PipelineConfig.model_fields)
+
+
+def test_dump_then_load_round_trips(tmp_path):
+    config = validate_config({"seed": 11, "grid": {"shape": [40, 48], "voxel_size_mm": 2.0}})
+    path = tmp_path / "c.yaml"
+    path.write_text(dump_config(config))
+    again = load_config(path)
+    assert again == config
+    assert again.digest() == config.digest()
+    assert again.grid.voxel_size_m == pytest.approx(2e-3)
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"seed": "not-a-number"}, "seed"),
+        ({"seed": -1}, "seed"),
+        ({"samples": {"homogeneous": -2}}, "samples.homogeneous"),
+        ({"grid": {"voxel_size_mm": 0}}, "grid.voxel_size_mm"),
+        ({"frequency_hz": {"min": 80, "max": 50}}, "frequency_hz"),
+        ({"materials": {"loss_ratio": {"min": -0.1, "max": 0.2}}}, "materials"),
+        ({"sead": 3}, "sead"),
+    ],
+)
+def test_bad_value_names_the_key(raw, key):
+    with pytest.raises(UserError) as info:
+        validate_config(raw)
+    message = str(info.value)
+    assert f"'{key}" in message
+    assert "\n" not in message
+
+
+def test_cli_bad_config_is_one_line_and_nonzero(tmp_path, capsys):
+    out = tmp_path / "resolved.yaml"
+    status = main(["config", "--json", '{"seed": "not-a-number"}', "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert status == 2
+    assert len(err.splitlines()) == 1
+    assert "'seed'" in err and "integer" in err
+    assert not out.exists()
+
+
+def test_cli_unreadable_config(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: [unclosed\n")
+    assert main(["config", "--config", str(bad)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_console_script_runs(tool_env):
+    result = subprocess.run(
+        ["dime-pipeline", "config", "--json", '{"seed": 5}'],
+        capture_output=True,
+        text=True,
+        env=tool_env,
+        check=True,
+    )
+    assert yaml.safe_load(result.stdout)["seed"] == 5

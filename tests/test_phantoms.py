@@ -1,0 +1,84 @@
+"""Homogeneous phantoms: determinism, plausible draws, and tags the solver relies on."""
+
+from __future__ import annotations
+
+import gmsh
+import numpy as np
+import pytest
+
+from dime_pipeline.cli import main
+from dime_pipeline.config import validate_config
+from dime_pipeline.phantoms import make_phantom
+from dime_pipeline.phantoms.homogeneous import draw_homogeneous, shear_wavelength
+from dime_pipeline.phantoms.spec import ABSORBING_TAG, DRIVER_TAG, read_spec
+from dime_pipeline.seeding import sample_seed
+
+SMALL = {"grid": {"shape": [32, 32], "voxel_size_mm": 3.0}}
+
+
+def test_same_arguments_give_byte_identical_files(tmp_path, repo):
+    args = ["phantom", "homogeneous", "--seed", "123", "--config", str(repo / "config/config.yaml")]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    for name in ("mesh.msh", "phantom.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert main([*args[:3], "124", *args[4:], "--out", str(tmp_path / "c")]) == 0
+    assert (tmp_path / "a/mesh.msh").read_bytes() != (tmp_path / "c/mesh.msh").read_bytes()
+
+
+def test_seeds_differ_by_family_and_index():
+    seeds = {sample_seed(1, family, i) for family in ("homogeneous", "liver") for i in range(50)}
+    assert len(seeds) == 100
+    assert sample_seed(1, "homogeneous", 3) == sample_seed(1, "homogeneous", 3)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_draws_stay_in_configured_ranges(seed):
+    config = validate_config({})
+    spec = draw_homogeneous(config, seed)
+    (tissue,) = spec.regions
+    assert 1e3 <= tissue.storage_modulus_pa <= 10e3
+    assert 0.1 <= tissue.loss_modulus_pa / tissue.storage_modulus_pa <= 0.4
+    assert 50 <= spec.frequency_hz <= 70
+    assert np.isclose(np.linalg.norm(spec.driver.direction), 1.0)
+    wavelength = shear_wavelength(tissue.shear_modulus, tissue.density_kg_m3, spec.frequency_hz)
+    assert spec.mesh_size_m <= wavelength / config.mesh.elements_per_wavelength + 1e-12
+    # The whole outline lies inside the field of view.
+    geometry = spec.geometry
+    reach = geometry["radius_m"] * (1 + np.abs(geometry["amplitudes"]).sum())
+    fov = config.grid.shape[0] * config.grid.voxel_size_m
+    for centre in geometry["centre_m"]:
+        assert reach <= centre <= fov - reach
+
+
+def test_mesh_has_region_and_boundary_groups(tmp_path):
+    spec = make_phantom("homogeneous", 5, validate_config(SMALL), tmp_path / "p")
+    assert read_spec(tmp_path / "p") == spec
+    gmsh.initialize()
+    try:
+        gmsh.option.setNumber("General.Terminal", 0)
+        gmsh.open(str(tmp_path / "p" / "mesh.msh"))
+        groups = {
+            (dim, tag): gmsh.model.getPhysicalName(dim, tag)
+            for dim, tag in gmsh.model.getPhysicalGroups()
+        }
+        driver_nodes, coords = gmsh.model.mesh.getNodesForPhysicalGroup(1, DRIVER_TAG)
+    finally:
+        gmsh.finalize()
+    assert groups == {(2, 1): "tissue", (1, DRIVER_TAG): "driver", (1, ABSORBING_TAG): "absorbing"}
+    # Driver nodes lie on the drawn arc.
+    xy = coords.reshape(-1, 3)[:, :2] - np.asarray(spec.geometry["centre_m"])
+    angle = np.mod(np.arctan2(xy[:, 1], xy[:, 0]) - spec.driver.start_angle_rad, 2 * np.pi)
+    assert np.all(angle <= spec.driver.arc_rad + 1e-6)
+    assert len(driver_nodes) > 4
+
+
+def test_unknown_family_and_bad_folder_are_one_line(tmp_path, capsys):
+    assert main(["phantom", "liverish", "--seed", "1", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown phantom family 'liverish'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    assert main(["phantom", "homogeneous", "--seed", "-3", "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
+    assert main(["simulate", str(tmp_path), "--out", str(tmp_path / "s.zarr")]) == 2
+    assert "not a phantom folder" in capsys.readouterr().err
+    assert not (tmp_path / "s.zarr").exists()

@@ -1,0 +1,59 @@
+"""A real `snakemake` run of a 2-sample config in a temporary directory, and config errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from dime_pipeline.store import read_sample
+
+TINY = {
+    "seed": 9,
+    "samples": {"homogeneous": 2},
+    "grid": {"shape": [32, 32], "voxel_size_mm": 3.0},
+}
+
+
+def _snakemake(repo, workdir, env, *extra):
+    command = ["snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(workdir)]
+    return subprocess.run([*command, *extra], capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.fixture
+def workdir(tmp_path, jit_cache):
+    (tmp_path / "config").mkdir()
+    config = {**TINY, "solver": {"ranks": 1, "jit_cache": str(jit_cache)}}
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path
+
+
+def test_snakemake_runs_the_study(repo, workdir, tool_env):
+    result = _snakemake(repo, workdir, tool_env, "--cores", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((workdir / "results/samples/summary.json").read_text())
+    assert [row["family"] for row in summary] == ["homogeneous", "homogeneous"]
+    for index in ("0000", "0001"):
+        sample = read_sample(workdir / f"results/samples/homogeneous/{index}.zarr")
+        assert sample.displacement.shape == (3, 32, 32)
+        assert (workdir / f"results/logs/simulate/homogeneous/{index}.log").exists()
+        assert (workdir / f"results/benchmarks/simulate/homogeneous/{index}.tsv").exists()
+    seeds = {row["seed"] for row in summary}
+    assert len(seeds) == 2
+    # Nothing left to do afterwards.
+    again = _snakemake(repo, workdir, tool_env, "-n", "--cores", "2")
+    assert again.returncode == 0
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_bad_config_value_is_one_clear_line(repo, workdir, tool_env):
+    result = _snakemake(repo, workdir, tool_env, "-n", "--config", "seed=not-a-number")
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if "seed" in line]
+    assert lines == [
+        "dime-pipeline: config key 'seed': Input should be a valid integer, unable to parse "
+        "string as an integer (got 'not-a-number')"
+    ]
+    assert not (workdir / "results").exists()

@@ -1,0 +1,23 @@
+# Phantom generation: gmsh meshes with region and boundary tags, one folder per sample.
+
+
+rule phantom:
+    input:
+        config="results/config.yaml",
+    output:
+        phantom=directory("meshes/{family}/{index}"),
+    params:
+        seed=seed_of,
+    conda:
+        "../../environment.yml"
+    log:
+        "results/logs/phantom/{family}/{index}.log",
+    benchmark:
+        "results/benchmarks/phantom/{family}/{index}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "dime-pipeline phantom {wildcards.family} --seed {params.seed} "
+        "--config {input.config} --out {output.phantom} > {log} 2>&1"
