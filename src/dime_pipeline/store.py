@@ -96,7 +96,7 @@ def write_sample(path: str | Path, sample: Sample) -> None:
     if missing:
         raise ValueError(f"sample attributes lack {missing}")
     with atomic_directory(Path(path)) as tmp:
-        group = zarr.open_group(tmp, mode="w", zarr_format=3, attributes=_jsonable(attrs))
+        group = zarr.open_group(tmp, mode="w", zarr_format=3, attributes=jsonable(attrs))
         spatial_axes = ["z", "y", "x"][-sample.modulus.ndim :]
         axes = {
             "displacement": ["component", *spatial_axes],
@@ -132,14 +132,14 @@ def read_sample(path: str | Path) -> Sample:
     return Sample(**arrays, attrs=attrs)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Convert numpy scalars and arrays, tuples and paths into plain JSON values."""
     if isinstance(value, Mapping):
-        return {str(key): _jsonable(item) for key, item in value.items()}
+        return {str(key): jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
+        return [jsonable(item) for item in value]
     if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, Path):
