@@ -33,7 +33,7 @@ import numpy as np
 import zarr
 
 from dime_pipeline.errors import UserError
-from dime_pipeline.store import jsonable, atomic_directory
+from dime_pipeline.store import atomic_directory, jsonable
 
 PACK_SCHEMA_VERSION = 1
 PACK_ARRAYS: dict[str, type] = {

@@ -17,7 +17,7 @@ from dime_pipeline.errors import UserError
 from dime_pipeline.fem.backend import MPI, read_mesh, versions
 from dime_pipeline.fem.media import cell_region_tags, medium_from_regions
 from dime_pipeline.fem.sampling import PointSampler
-from dime_pipeline.fem.solvers import SolverError, solve_antiplane, solve_plane_strain
+from dime_pipeline.fem.solvers import Boundary, SolverError, solve_antiplane, solve_elastic
 from dime_pipeline.phantoms.spec import ABSORBING_TAG, DRIVER_TAG, MESH_FILE, PhantomSpec, read_spec
 from dime_pipeline.store import Sample, write_sample
 
@@ -42,12 +42,11 @@ def simulate(phantom_dir: Path, out: Path, jit_cache: Path) -> None:
     omega = spec.angular_frequency
     try:
         start = time.perf_counter()
-        in_plane = solve_plane_strain(
+        in_plane = solve_elastic(
             medium,
             omega,
             facet_tags,
-            {DRIVER_TAG: amplitude * direction[:2]},
-            [ABSORBING_TAG],
+            Boundary(prescribed={DRIVER_TAG: amplitude * direction[:2]}, absorbing=[ABSORBING_TAG]),
             jit_options=jit_options,
         )
         timings["plane_strain"] = time.perf_counter() - start
@@ -56,8 +55,7 @@ def simulate(phantom_dir: Path, out: Path, jit_cache: Path) -> None:
             medium,
             omega,
             facet_tags,
-            {DRIVER_TAG: amplitude * direction[2]},
-            [ABSORBING_TAG],
+            Boundary(prescribed={DRIVER_TAG: amplitude * direction[2]}, absorbing=[ABSORBING_TAG]),
             jit_options=jit_options,
         )
         timings["antiplane"] = time.perf_counter() - start

@@ -1,30 +1,86 @@
-"""Harmonic solves: anti-plane shear (scalar P2) and plane strain (Taylor–Hood P2/P1), MUMPS LU.
+"""Harmonic solves: anti-plane shear (scalar P2) and elasticity (Taylor–Hood P2/P1, plane strain
+in 2D, full 3D), with MUMPS LU by default or preconditioned GMRES for large 3D problems.
 
-Boundary data are given per facet tag: ``prescribed`` displacements (the driver), ``absorbing``
-tags (Lysmer–Kuhlemeyer), and optional ``fixed_components`` (tag → displacement component held at
-zero, e.g. rollers). Untagged boundaries are traction-free.
+Boundary data are given per facet tag (:class:`Boundary`); untagged boundaries are traction-free.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import basix.ufl
 import numpy as np
 import ufl
 
 from dime_pipeline.fem.backend import PETSc, dolfinx
-from dime_pipeline.fem.forms import antiplane_form, mixed_elastic_form
+from dime_pipeline.fem.forms import Pml, antiplane_form, mixed_elastic_form
 from dime_pipeline.fem.media import Medium
 
-DIRECT_SOLVER = {
-    "ksp_type": "preonly",
-    "pc_type": "lu",
-    "pc_factor_mat_solver_type": "mumps",
-    "mat_mumps_icntl_14": 80,  # extra workspace: pivoting in the saddle-point system needs it
-    "mat_mumps_icntl_24": 1,  # detect null pivots instead of failing silently
-}
+log = logging.getLogger(__name__)
+
+# A boundary value: a constant (scalar or vector) or a function of x (3, N) -> (value size, N).
+BoundaryValue = complex | Sequence[complex] | np.ndarray | Callable[[np.ndarray], np.ndarray]
+LoadHook = Callable[[ufl.Argument], ufl.Form]
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """Boundary conditions by facet tag.
+
+    prescribed: displacement imposed on the facets (the MRE driver, or exact data in tests);
+    traction: surface traction (Pa) applied on the facets (a traction driver);
+    absorbing: first-order Lysmer–Kuhlemeyer condition; clamped: zero displacement;
+    fixed_components: tag → displacement component held at zero (rollers).
+    """
+
+    prescribed: Mapping[int, BoundaryValue] = field(default_factory=dict)
+    traction: Mapping[int, BoundaryValue] = field(default_factory=dict)
+    absorbing: Sequence[int] = ()
+    clamped: Sequence[int] = ()
+    fixed_components: Mapping[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """``direct``: MUMPS LU (``ordering``: METIS 7 / PORD 4 / AMD 0 …; ``blr``: block low-rank
+    compression with tolerance ``blr_tolerance``, worth it above ~10⁵ dofs in 3D).
+    ``iterative``: GMRES preconditioned by LU/AMG of the damped ("shifted") operator
+    ρω² → (1 − i·shift) ρω²; converges without restarts for lossy tissue."""
+
+    kind: Literal["direct", "iterative"] = "direct"
+    ordering: int = 7
+    blr: bool = False
+    blr_tolerance: float = 1e-8
+    shift: float = 0.5
+    rtol: float = 1e-8
+    max_iterations: int = 500
+    preconditioner: Literal["lu", "gamg"] = "gamg"
+
+    def petsc_options(self) -> dict[str, Any]:
+        if self.kind == "direct":
+            options = {
+                "ksp_type": "preonly",
+                "pc_type": "lu",
+                "pc_factor_mat_solver_type": "mumps",
+                "mat_mumps_icntl_7": self.ordering,
+                "mat_mumps_icntl_14": 80,  # workspace headroom: pivoting in the saddle point
+                "mat_mumps_icntl_24": 1,  # detect null pivots instead of failing silently
+            }
+            if self.blr:
+                options |= {"mat_mumps_icntl_35": 2, "mat_mumps_cntl_7": self.blr_tolerance}
+            return options
+        options = {
+            "ksp_type": "fgmres",
+            "ksp_gmres_restart": 200,
+            "ksp_rtol": self.rtol,
+            "ksp_max_it": self.max_iterations,
+        }
+        if self.preconditioner == "lu":
+            return options | {"pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
+        return options | {"pc_type": "gamg", "pc_gamg_threshold": 0.02, "mg_levels_ksp_max_it": 3}
 
 
 class SolverError(RuntimeError):
@@ -35,108 +91,165 @@ class SolverError(RuntimeError):
 class Solution:
     field: dolfinx.fem.Function
     dofs: int
+    iterations: int = 0
 
 
 def solve_antiplane(
     medium: Medium,
     omega: float,
     facet_tags: dolfinx.mesh.MeshTags,
-    prescribed: Mapping[int, complex],
-    absorbing: Sequence[int],
+    boundary: Boundary,
+    *,
+    pml: Pml | None = None,
+    load: LoadHook | None = None,
+    options: SolverOptions = SolverOptions(),
     jit_options: dict | None = None,
     degree: int = 2,
 ) -> Solution:
-    """Out-of-plane displacement W for a medium that does not vary along z."""
+    """Out-of-plane displacement W for a 2D medium that does not vary along z."""
     mesh = medium.mesh
     space = dolfinx.fem.functionspace(mesh, ("Lagrange", degree))
     ds = ufl.Measure("ds", domain=mesh, subdomain_data=facet_tags)
-    form = antiplane_form(space, medium, omega, ds, absorbing)
-    bcs = [
-        _constant_bc(space, None, facet_tags, tag, np.array(value, dtype=complex))
-        for tag, value in prescribed.items()
-    ]
-    field = _solve(form, space, bcs, "dime_antiplane_", jit_options)
-    return Solution(field=field, dofs=space.dofmap.index_map.size_global)
+
+    def form(m: Medium, w: float) -> ufl.Form:
+        return antiplane_form(space, m, w, ds, boundary.absorbing, pml)
+
+    rhs = _load_form(space, ds, boundary, load)
+    bcs = _dirichlet(space, None, facet_tags, boundary)
+    field_, iterations = _solve(
+        form, medium, omega, rhs, space, bcs, "antiplane", options, jit_options
+    )
+    return Solution(field_, space.dofmap.index_map.size_global, iterations)
 
 
-def solve_plane_strain(
+def solve_elastic(
     medium: Medium,
     omega: float,
     facet_tags: dolfinx.mesh.MeshTags,
-    prescribed: Mapping[int, Sequence[complex]],
-    absorbing: Sequence[int],
-    fixed_components: Mapping[int, int] | None = None,
+    boundary: Boundary,
+    *,
+    pml: Pml | None = None,
+    load: LoadHook | None = None,
+    options: SolverOptions = SolverOptions(),
     jit_options: dict | None = None,
 ) -> Solution:
-    """In-plane displacement (U_x, U_y) from the mixed displacement–pressure form."""
+    """Displacement U (plane strain in 2D, 3D in 3D) from the mixed displacement–pressure form."""
     mesh = medium.mesh
     cell = mesh.basix_cell()
     vector = basix.ufl.element("Lagrange", cell, 2, shape=(mesh.geometry.dim,))
     scalar = basix.ufl.element("Lagrange", cell, 1)
     space = dolfinx.fem.functionspace(mesh, basix.ufl.mixed_element([vector, scalar]))
     ds = ufl.Measure("ds", domain=mesh, subdomain_data=facet_tags)
-    form = mixed_elastic_form(space, medium, omega, ds, absorbing)
-    displacement_space = space.sub(0)
-    bcs = [
-        _constant_bc(space.sub(0), None, facet_tags, tag, np.asarray(value, dtype=complex))
-        for tag, value in prescribed.items()
-    ]
-    for tag, component in (fixed_components or {}).items():
-        bcs.append(_constant_bc(displacement_space, component, facet_tags, tag, np.array(0j)))
-    mixed = _solve(form, space, bcs, "dime_plane_strain_", jit_options)
-    displacement = mixed.sub(0).collapse()
+
+    def form(m: Medium, w: float) -> ufl.Form:
+        return mixed_elastic_form(space, m, w, ds, boundary.absorbing, pml)
+
+    rhs = _load_form(space, ds, boundary, load)
+    bcs = _dirichlet(space, 0, facet_tags, boundary)
+    mixed, iterations = _solve(
+        form, medium, omega, rhs, space, bcs, "elastic", options, jit_options
+    )
     dofs = space.dofmap.index_map.size_global * space.dofmap.index_map_bs
-    return Solution(field=displacement, dofs=dofs)
+    return Solution(mixed.sub(0).collapse(), dofs, iterations)
 
 
-def _constant_bc(
+def _load_form(
+    space: dolfinx.fem.FunctionSpace, ds: ufl.Measure, boundary: Boundary, load: LoadHook | None
+) -> ufl.Form:
+    """Right-hand side: tractions, an optional extra load (body force, scattering source)."""
+    v = _displacement_part(space, ufl.TestFunction(space))
+    zero = dolfinx.fem.Constant(space.mesh, PETSc.ScalarType(0))
+    rhs = ufl.inner(zero, v[0] if v.ufl_shape else v) * ufl.dx
+    for tag, value in boundary.traction.items():
+        rhs += ufl.inner(_ufl_value(space.mesh, value, v.ufl_shape), v) * ds(tag)
+    if load is not None:
+        rhs += load(v)
+    return rhs
+
+
+def _displacement_part(space: dolfinx.fem.FunctionSpace, test: ufl.Argument) -> ufl.core.expr.Expr:
+    return ufl.split(test)[0] if space.num_sub_spaces == 2 else test
+
+
+def _ufl_value(mesh: dolfinx.mesh.Mesh, value: BoundaryValue, shape: tuple) -> ufl.core.expr.Expr:
+    if callable(value):
+        raise TypeError("tractions must be constants")
+    data = np.broadcast_to(np.asarray(value, dtype=PETSc.ScalarType), shape)
+    return dolfinx.fem.Constant(mesh, data.copy())
+
+
+def _dirichlet(
     space: dolfinx.fem.FunctionSpace,
     component: int | None,
     facet_tags: dolfinx.mesh.MeshTags,
-    tag: int,
-    value: np.ndarray,
-) -> dolfinx.fem.DirichletBC:
-    """Dirichlet condition ``value`` on facets ``tag`` for ``space`` (or one of its components)."""
+    boundary: Boundary,
+) -> list[dolfinx.fem.DirichletBC]:
+    """Prescribed, clamped and roller conditions on ``space`` (or its displacement sub-space)."""
     target = space if component is None else space.sub(component)
-    fdim = space.mesh.topology.dim - 1
+    bcs = [_bc(target, facet_tags, tag, value) for tag, value in boundary.prescribed.items()]
+    bcs += [_bc(target, facet_tags, tag, 0.0) for tag in boundary.clamped]
+    bcs += [
+        _bc(target.sub(axis), facet_tags, tag, 0.0)
+        for tag, axis in boundary.fixed_components.items()
+    ]
+    return bcs
+
+
+def _bc(
+    target: dolfinx.fem.FunctionSpace,
+    facet_tags: dolfinx.mesh.MeshTags,
+    tag: int,
+    value: BoundaryValue,
+) -> dolfinx.fem.DirichletBC:
+    """Dirichlet condition ``value`` on facets ``tag`` for ``target`` (a space or sub-space)."""
+    fdim = target.mesh.topology.dim - 1
     facets = facet_tags.find(tag)
-    constant = np.asarray(value, dtype=complex).reshape(-1, 1)
-    if not target.component():  # a whole space: the data live on it directly
-        data = dolfinx.fem.Function(target)
-        data.interpolate(lambda x: np.broadcast_to(constant, (constant.shape[0], x.shape[1])))
-        return dolfinx.fem.dirichletbc(
-            data, dolfinx.fem.locate_dofs_topological(target, fdim, facets)
-        )
-    collapsed, _ = target.collapse()
-    dofs = dolfinx.fem.locate_dofs_topological((target, collapsed), fdim, facets)
+    is_subspace = bool(target.component())
+    collapsed = target.collapse()[0] if is_subspace else target
     data = dolfinx.fem.Function(collapsed)
-    data.interpolate(lambda x: np.broadcast_to(constant, (constant.shape[0], x.shape[1])))
-    return dolfinx.fem.dirichletbc(data, dofs, target)
+    if callable(value):
+        data.interpolate(value)
+    else:
+        constant = np.asarray(value, dtype=complex).reshape(-1, 1)
+        size = collapsed.dofmap.index_map_bs
+        data.interpolate(lambda x: np.broadcast_to(constant, (size, x.shape[1])))
+    if is_subspace:
+        dofs = dolfinx.fem.locate_dofs_topological((target, collapsed), fdim, facets)
+        return dolfinx.fem.dirichletbc(data, dofs, target)
+    return dolfinx.fem.dirichletbc(data, dolfinx.fem.locate_dofs_topological(target, fdim, facets))
 
 
 def _solve(
-    form: ufl.Form,
+    form: Callable[[Medium, float], ufl.Form],
+    medium: Medium,
+    omega: float,
+    rhs: ufl.Form,
     space: dolfinx.fem.FunctionSpace,
     bcs: list,
-    prefix: str,
+    name: str,
+    options: SolverOptions,
     jit_options: dict | None,
-) -> dolfinx.fem.Function:
-    zero = dolfinx.fem.Constant(space.mesh, PETSc.ScalarType(0))
-    test = ufl.TestFunction(space)
-    rhs = ufl.inner(zero, test[0] if test.ufl_shape else test) * ufl.dx  # no body force
+) -> tuple[dolfinx.fem.Function, int]:
+    # The iterative solver preconditions with the damped operator: ω² → (1 − i shift) ω².
+    preconditioner = None
+    if options.kind == "iterative":
+        preconditioner = form(medium, omega * np.sqrt(1 - 1j * options.shift))
     problem = dolfinx.fem.petsc.LinearProblem(
-        form,
+        form(medium, omega),
         rhs,
         bcs=bcs,
-        petsc_options_prefix=prefix,
-        petsc_options=DIRECT_SOLVER,
+        P=preconditioner,
+        petsc_options_prefix=f"dime_{name}_",
+        petsc_options=options.petsc_options(),
         jit_options=jit_options,
     )
     result = problem.solve()
     solution = result[0] if isinstance(result, tuple) else result
-    reason = problem.solver.getConvergedReason()
+    ksp = problem.solver
+    reason, iterations = ksp.getConvergedReason(), ksp.getIterationNumber()
     if reason < 0:
-        raise SolverError(f"linear solver failed (PETSc KSP reason {reason})")
+        raise SolverError(f"{name} solve failed (PETSc KSP reason {reason}, {iterations} its)")
     if not np.all(np.isfinite(solution.x.array)):
-        raise SolverError("linear solve produced non-finite values")
-    return solution
+        raise SolverError(f"{name} solve produced non-finite values")
+    log.info("%s solve: %d iterations, reason %d", name, iterations, reason)
+    return solution, iterations
