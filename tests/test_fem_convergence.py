@@ -106,5 +106,6 @@ def test_plane_strain_p2_rate(jit_cache, bulk_over_shear):
 
 
 def test_3d_p2_rate(jit_cache):
-    errors = [_elastic_error(n, 3, 100 * abs(SHEAR), jit_cache) for n in (4, 8, 16)]
-    assert _rates(errors)[-1] >= 2.8, errors
+    """Two levels only (4³ and 8³ cells): 16³ would cost over a minute of MUMPS here."""
+    errors = [_elastic_error(n, 3, 100 * abs(SHEAR), jit_cache) for n in (4, 8)]
+    assert _rates(errors)[0] >= 2.8, errors

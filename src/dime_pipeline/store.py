@@ -5,6 +5,8 @@ Arrays
     modulus       complex128, axes ([z,] y, x), Pa, ground-truth G* = G' + iG''
     mask          bool, True inside tissue
     labels        int16 region ids (0 outside tissue)
+    measured      optional, complex128 like ``displacement``: the acquired (noisy) first harmonic
+                  that ``dime-pipeline acquire`` adds (see ``dime_pipeline.acquisition``)
 Group attributes: ``schema_version``, ``family``, ``seed``, ``frequency_hz``, ``voxel_size_m``,
 ``density_kg_m3``, ``config_hash``, ``solver`` (dofs, ranks, seconds, versions) and more.
 
@@ -31,6 +33,7 @@ from dime_pipeline.errors import UserError
 
 SCHEMA_VERSION = 1
 ARRAY_NAMES = ("displacement", "modulus", "mask", "labels")
+OPTIONAL_ARRAYS = ("measured",)  # written and read only when present
 REQUIRED_ATTRS = (
     "schema_version",
     "family",
@@ -46,18 +49,21 @@ _DTYPES = {
     "modulus": np.complex128,
     "mask": bool,
     "labels": np.int16,
+    "measured": np.complex128,
 }
 
 
 @dataclass
 class Sample:
-    """One sample in memory: the four arrays and the group attributes."""
+    """One sample in memory: the four arrays, the group attributes and, for acquired samples,
+    the ``measured`` first harmonic (same shape as ``displacement``)."""
 
     displacement: np.ndarray
     modulus: np.ndarray
     mask: np.ndarray
     labels: np.ndarray
     attrs: dict[str, Any] = field(default_factory=dict)
+    measured: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         spatial = self.modulus.shape
@@ -67,6 +73,10 @@ class Sample:
             )
         if self.mask.shape != spatial or self.labels.shape != spatial:
             raise ValueError("mask and labels must have the modulus's shape")
+        if self.measured is not None and self.measured.shape != self.displacement.shape:
+            raise ValueError(
+                f"measured shape {self.measured.shape} != displacement {self.displacement.shape}"
+            )
 
 
 @contextmanager
@@ -103,8 +113,10 @@ def write_sample(path: str | Path, sample: Sample) -> None:
             "modulus": spatial_axes,
             "mask": spatial_axes,
             "labels": spatial_axes,
+            "measured": ["component", *spatial_axes],
         }
-        for name in ARRAY_NAMES:
+        present = [name for name in OPTIONAL_ARRAYS if getattr(sample, name) is not None]
+        for name in (*ARRAY_NAMES, *present):
             data = np.ascontiguousarray(getattr(sample, name), dtype=_DTYPES[name])
             group.create_array(name, data=data, chunks=data.shape, dimension_names=axes[name])
         with warnings.catch_warnings():  # consolidated metadata is a zarr-python extension to v3
@@ -121,6 +133,9 @@ def read_sample(path: str | Path) -> Sample:
         group = zarr.open_group(path, mode="r", zarr_format=3)
         attrs = dict(group.attrs)
         arrays = {name: np.asarray(group[name][...]) for name in ARRAY_NAMES}
+        for name in OPTIONAL_ARRAYS:
+            if name in group:
+                arrays[name] = np.asarray(group[name][...])
     except (KeyError, ValueError, OSError, zarr.errors.BaseZarrError) as error:
         raise UserError(f"{path}: not a readable sample store ({error})") from None
     version = attrs.get("schema_version")

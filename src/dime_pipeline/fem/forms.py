@@ -133,3 +133,29 @@ def mixed_elastic_form(
     for tag in absorbing:
         a += 1j * omega * ufl.inner(m.density * traction, v) * ds(tag)
     return a
+
+
+def mixed_elastic_preconditioner_form(
+    space: dolfinx.fem.FunctionSpace,
+    medium: Medium,
+    omega: complex,
+    ds: ufl.Measure,
+    absorbing: Sequence[int],
+    pml: Pml | None = None,
+) -> ufl.Form:
+    """Block-diagonal preconditioner of the mixed form: the damped displacement operator
+    (ω² → (1 − i·shift) ω² through a complex ``omega``) and the pressure Schur-complement
+    approximation −(1/(2G*) + 1/λ) M_p."""
+    u, p = ufl.TrialFunctions(space)
+    v, q = ufl.TestFunctions(space)
+    m, st = medium, Stretching(space.mesh, pml)
+    stress = 2 * m.shear_modulus * ufl.sym(st.grad(u)) * st.jacobian
+    a = ufl.inner(ufl.dot(stress, st.inverse) if st.active else stress, ufl.grad(v)) * ufl.dx
+    a -= omega**2 * ufl.inner(m.density * st.jacobian * u, v) * ufl.dx
+    a -= ufl.inner((1 / (2 * m.shear_modulus) + 1 / m.lame_lambda) * st.jacobian * p, q) * ufl.dx
+    normal = ufl.FacetNormal(space.mesh)
+    normal_part = ufl.dot(u, normal)
+    traction = m.pressure_speed * normal_part * normal + m.shear_speed * (u - normal_part * normal)
+    for tag in absorbing:
+        a += 1j * omega * ufl.inner(m.density * traction, v) * ds(tag)
+    return a

@@ -16,7 +16,12 @@ import numpy as np
 import ufl
 
 from dime_pipeline.fem.backend import PETSc, dolfinx
-from dime_pipeline.fem.forms import Pml, antiplane_form, mixed_elastic_form
+from dime_pipeline.fem.forms import (
+    Pml,
+    antiplane_form,
+    mixed_elastic_form,
+    mixed_elastic_preconditioner_form,
+)
 from dime_pipeline.fem.media import Medium
 
 log = logging.getLogger(__name__)
@@ -59,7 +64,7 @@ class SolverOptions:
     max_iterations: int = 500
     preconditioner: Literal["lu", "gamg"] = "gamg"
 
-    def petsc_options(self) -> dict[str, Any]:
+    def petsc_options(self, split: bool = False) -> dict[str, Any]:
         if self.kind == "direct":
             options = {
                 "ksp_type": "preonly",
@@ -78,9 +83,25 @@ class SolverOptions:
             "ksp_rtol": self.rtol,
             "ksp_max_it": self.max_iterations,
         }
-        if self.preconditioner == "lu":
-            return options | {"pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
-        return options | {"pc_type": "gamg", "pc_gamg_threshold": 0.02, "mg_levels_ksp_max_it": 3}
+        inner = (
+            {"pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
+            if self.preconditioner == "lu"
+            else {"pc_type": "gamg", "pc_gamg_threshold": 0.02, "mg_levels_ksp_max_it": 3}
+        )
+        if not split:
+            return options | inner
+        # Mixed form: Schur complement factorisation; the displacement block is preconditioned by
+        # the damped operator, the Schur complement by the pressure block of the preconditioner.
+        return options | {
+            "pc_type": "fieldsplit",
+            "pc_fieldsplit_type": "schur",
+            "pc_fieldsplit_schur_fact_type": "lower",
+            "pc_fieldsplit_schur_precondition": "a11",
+            "fieldsplit_u_ksp_type": "preonly",
+            "fieldsplit_p_ksp_type": "preonly",
+            "fieldsplit_p_pc_type": "jacobi",
+            **{f"fieldsplit_u_{key}": value for key, value in inner.items()},
+        }
 
 
 class SolverError(RuntimeError):
@@ -111,13 +132,15 @@ def solve_antiplane(
     space = dolfinx.fem.functionspace(mesh, ("Lagrange", degree))
     ds = ufl.Measure("ds", domain=mesh, subdomain_data=facet_tags)
 
-    def form(m: Medium, w: float) -> ufl.Form:
-        return antiplane_form(space, m, w, ds, boundary.absorbing, pml)
-
+    a = antiplane_form(space, medium, omega, ds, boundary.absorbing, pml)
+    preconditioner = None
+    if options.kind == "iterative":  # shifted operator: ω² → (1 − i·shift) ω²
+        damped = omega * np.sqrt(1 - 1j * options.shift)
+        preconditioner = antiplane_form(space, medium, damped, ds, boundary.absorbing, pml)
     rhs = _load_form(space, ds, boundary, load)
     bcs = _dirichlet(space, None, facet_tags, boundary)
     field_, iterations = _solve(
-        form, medium, omega, rhs, space, bcs, "antiplane", options, jit_options
+        a, preconditioner, rhs, bcs, "antiplane", options, jit_options, split=None
     )
     return Solution(field_, space.dofmap.index_map.size_global, iterations)
 
@@ -141,14 +164,17 @@ def solve_elastic(
     space = dolfinx.fem.functionspace(mesh, basix.ufl.mixed_element([vector, scalar]))
     ds = ufl.Measure("ds", domain=mesh, subdomain_data=facet_tags)
 
-    def form(m: Medium, w: float) -> ufl.Form:
-        return mixed_elastic_form(space, m, w, ds, boundary.absorbing, pml)
-
+    a = mixed_elastic_form(space, medium, omega, ds, boundary.absorbing, pml)
+    preconditioner, split = None, None
+    if options.kind == "iterative":
+        damped = omega * np.sqrt(1 - 1j * options.shift)
+        preconditioner = mixed_elastic_preconditioner_form(
+            space, medium, damped, ds, boundary.absorbing, pml
+        )
+        split = [("u", _field_indices(space, 0)), ("p", _field_indices(space, 1))]
     rhs = _load_form(space, ds, boundary, load)
     bcs = _dirichlet(space, 0, facet_tags, boundary)
-    mixed, iterations = _solve(
-        form, medium, omega, rhs, space, bcs, "elastic", options, jit_options
-    )
+    mixed, iterations = _solve(a, preconditioner, rhs, bcs, "elastic", options, jit_options, split)
     dofs = space.dofmap.index_map.size_global * space.dofmap.index_map_bs
     return Solution(mixed.sub(0).collapse(), dofs, iterations)
 
@@ -219,33 +245,40 @@ def _bc(
     return dolfinx.fem.dirichletbc(data, dolfinx.fem.locate_dofs_topological(target, fdim, facets))
 
 
+def _field_indices(space: dolfinx.fem.FunctionSpace, field_index: int) -> PETSc.IS:
+    """Global PETSc indices of the owned dofs of one field of a mixed space."""
+    _, dofs = space.sub(field_index).collapse()
+    dofs = np.asarray(dofs, dtype=np.int32)
+    index_map, bs = space.dofmap.index_map, space.dofmap.index_map_bs
+    owned = dofs[dofs < index_map.size_local * bs]
+    return PETSc.IS().createGeneral(owned + index_map.local_range[0] * bs, comm=space.mesh.comm)
+
+
 def _solve(
-    form: Callable[[Medium, float], ufl.Form],
-    medium: Medium,
-    omega: float,
+    a: ufl.Form,
+    preconditioner: ufl.Form | None,
     rhs: ufl.Form,
-    space: dolfinx.fem.FunctionSpace,
     bcs: list,
     name: str,
     options: SolverOptions,
     jit_options: dict | None,
+    split: list[tuple[str, PETSc.IS]] | None,
 ) -> tuple[dolfinx.fem.Function, int]:
-    # The iterative solver preconditions with the damped operator: ω² → (1 − i shift) ω².
-    preconditioner = None
-    if options.kind == "iterative":
-        preconditioner = form(medium, omega * np.sqrt(1 - 1j * options.shift))
     problem = dolfinx.fem.petsc.LinearProblem(
-        form(medium, omega),
+        a,
         rhs,
         bcs=bcs,
         P=preconditioner,
         petsc_options_prefix=f"dime_{name}_",
-        petsc_options=options.petsc_options(),
+        petsc_options=options.petsc_options(split=bool(split)),
         jit_options=jit_options,
     )
+    ksp = problem.solver
+    if split:
+        ksp.getPC().setFieldSplitIS(*split)
+        ksp.setFromOptions()
     result = problem.solve()
     solution = result[0] if isinstance(result, tuple) else result
-    ksp = problem.solver
     reason, iterations = ksp.getConvergedReason(), ksp.getIterationNumber()
     if reason < 0:
         raise SolverError(f"{name} solve failed (PETSc KSP reason {reason}, {iterations} its)")

@@ -1,0 +1,176 @@
+"""Packed datasets from acquired stores: round trip, split by sample, stratification, errors."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dime_pipeline.acquisition import AcquisitionParams, acquire
+from dime_pipeline.cli import main
+from dime_pipeline.datasets import PACK_ARRAYS, Pack
+from dime_pipeline.packing import SPLITS, assign_splits, pack_stores, split_counts
+from dime_pipeline.store import Sample, read_sample, write_sample
+
+H = 1.5e-3
+SHAPE = (12, 12)
+
+
+def simulated(family: str, seed: int, shape=SHAPE, config_hash: str = "beef") -> Sample:
+    rng = np.random.default_rng(seed)
+    y, x = np.indices(shape)
+    mask = (x - shape[1] / 2 + 0.5) ** 2 + (y - shape[0] / 2 + 0.5) ** 2 < (0.45 * shape[0]) ** 2
+    field = 1e-5 * np.exp(-1j * rng.uniform(0.2, 0.6) * (x + 0.5 * y))
+    return Sample(
+        displacement=np.stack([field, 0.5 * field, 2j * field]),
+        modulus=np.where(mask, 2000 + 400j + 100 * seed, 0),
+        mask=mask,
+        labels=mask.astype(np.int16),
+        attrs={
+            "family": family,
+            "seed": seed,
+            "frequency_hz": 50.0 + seed,
+            "voxel_size_m": [H, H],
+            "density_kg_m3": 1000.0,
+            "config_hash": config_hash,
+            "components": ["x", "y", "z"],
+            "solver": {"dofs": {}, "ranks": 1, "seconds": {}, "versions": {}},
+        },
+    )
+
+
+def acquired_store(directory: Path, family: str, seed: int, snr: float | None, **kwargs) -> Path:
+    path = directory / f"{family}-{seed}-{snr}.zarr"
+    write_sample(path, acquire(simulated(family, seed, **kwargs), AcquisitionParams(snr=snr), seed))
+    return path
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory) -> list[Path]:
+    """Two families × 6 samples × 2 noise levels (noise-free and SNR 10)."""
+    directory = tmp_path_factory.mktemp("acquired")
+    return [
+        acquired_store(directory, family, seed, snr)
+        for family in ("homogeneous", "inclusions")
+        for seed in range(100, 106)
+        for snr in (None, 10.0)
+    ]
+
+
+@pytest.fixture(scope="module")
+def packed(stores, tmp_path_factory) -> dict[str, Pack]:
+    out = tmp_path_factory.mktemp("packs")
+    options = ["--seed", "3", "--fractions", "0.5", "0.25", "0.25", "--config-hash", "f00d"]
+    assert main(["pack", *map(str, stores), "--out-dir", str(out), *options]) == 0
+    return {split: Pack(out / f"{split}.zarr") for split in SPLITS}
+
+
+def test_round_trip_values_dtypes_and_attrs(packed, stores):
+    for split, pack in packed.items():
+        assert pack.attrs["split"] == split
+        assert pack.attrs["families"] == ["homogeneous", "inclusions"]
+        assert pack.attrs["config_hash"] == "f00d"
+        assert pack.attrs["split_seed"] == 3
+        assert {"numpy", "zarr", "dime_pipeline"} <= set(pack.attrs["versions"])
+        for name, dtype in PACK_ARRAYS.items():
+            assert pack.arrays[name].dtype == np.dtype(dtype), name
+        assert pack.arrays["measured"].chunks == (1, 3, *SHAPE)
+        for row, source in enumerate(pack.attrs["sources"]):
+            sample, stored = pack.sample(row), read_sample(source)
+            for name in ("measured", "displacement", "modulus"):
+                np.testing.assert_array_equal(
+                    sample[name], getattr(stored, name).astype(np.complex64)
+                )
+            np.testing.assert_array_equal(sample["mask"], stored.mask)
+            np.testing.assert_array_equal(sample["labels"], stored.labels)
+            assert pack.families[sample["family"]] == stored.attrs["family"]
+            assert sample["seed"] == stored.attrs["seed"]
+            assert sample["frequency_hz"] == stored.attrs["frequency_hz"]
+            np.testing.assert_array_equal(sample["voxel_size_m"], [H, H])
+            snr = stored.attrs["acquisition"]["snr"]
+            assert sample["snr"] == (np.inf if snr is None else snr)
+            assert pack.attrs["acquisition_seeds"][row] == stored.attrs["acquisition"]["seed"]
+
+
+def test_splits_are_disjoint_complete_by_sample_and_stratified(packed, stores):
+    sources = {split: pack.attrs["sources"] for split, pack in packed.items()}
+    every = [source for rows in sources.values() for source in rows]
+    assert sorted(every) == sorted(map(str, stores))  # each store exactly once
+    home = {}
+    for split, pack in packed.items():
+        for family, seed in zip(pack.column("family"), pack.column("seed"), strict=True):
+            assert home.setdefault((family, seed), split) == split  # all noise levels together
+        assert set(pack.column("family")) == {0, 1}  # every split has every family
+    # 6 samples per family at 0.5 / 0.25 / 0.25: 3 / 1.5 / 1.5, the tie going to the earlier split
+    for family in (0, 1):
+        counts = Counter(split for (f, _), split in home.items() if f == family)
+        assert counts == {"train": 3, "val": 2, "test": 1}
+
+
+def test_assignment_is_deterministic_and_order_free():
+    keys = [(family, seed) for family in ("a", "b") for seed in range(20)]
+    first = assign_splits(keys, (0.7, 0.15, 0.15), seed=1)
+    assert assign_splits(list(reversed(keys)), (0.7, 0.15, 0.15), seed=1) == first
+    others = [assign_splits(keys, (0.7, 0.15, 0.15), seed=s) for s in (2, 3, 4)]
+    assert any(other != first for other in others)
+    for family in ("a", "b"):
+        counts = Counter(split for (f, _), split in first.items() if f == family)
+        assert counts == {"train": 14, "val": 3, "test": 3}
+
+
+@pytest.mark.parametrize(
+    ("n", "fractions", "expected"),
+    [
+        (4, (0.7, 0.15, 0.15), [2, 1, 1]),
+        (10, (0.7, 0.15, 0.15), [7, 2, 1]),
+        (2, (0.7, 0.15, 0.15), [2, 0, 0]),
+        (3, (1 / 3, 1 / 3, 1 / 3), [1, 1, 1]),
+        (5, (0.8, 0.2, 0.0), [4, 1, 0]),
+        (1, (0.0, 0.0, 1.0), [0, 0, 1]),
+    ],
+)
+def test_split_counts(n, fractions, expected):
+    assert split_counts(n, fractions) == expected
+
+
+def test_pack_is_deterministic(stores, tmp_path):
+    first = pack_stores(stores, tmp_path / "a", seed=9)
+    again = pack_stores(list(reversed(stores)), tmp_path / "b", seed=9)
+    assert {k: sorted(v) for k, v in first.items()} == {k: sorted(v) for k, v in again.items()}
+    for split in SPLITS:
+        a, b = Pack(tmp_path / "a" / f"{split}.zarr"), Pack(tmp_path / "b" / f"{split}.zarr")
+        np.testing.assert_array_equal(a.column("measured"), b.column("measured"))
+
+
+def test_empty_split_is_written(stores, tmp_path):
+    pack_stores(stores[:4], tmp_path, fractions=(1.0, 0.0, 0.0), seed=0)
+    assert len(Pack(tmp_path / "train.zarr")) == 4
+    empty = Pack(tmp_path / "test.zarr")
+    assert len(empty) == 0 and empty.column("measured").shape == (0, 3, *SHAPE)
+
+
+def _bad_pack(tmp_path: Path, capsys, args: list[str]) -> str:
+    out = tmp_path / "packs"
+    status = main(["pack", *args, "--out-dir", str(out), "--seed", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and err[0].startswith("dime-pipeline pack: error: ")
+    assert not out.exists()
+    return err[0]
+
+
+def test_bad_inputs_are_one_line_and_write_nothing(stores, tmp_path, capsys):
+    odd = tmp_path / "odd.zarr"
+    write_sample(odd, acquire(simulated("homogeneous", 1, shape=(10, 12)), AcquisitionParams(), 1))
+    message = _bad_pack(tmp_path, capsys, [str(stores[0]), str(odd)])
+    assert "odd.zarr" in message and "share a shape" in message
+    assert "no sample store" in _bad_pack(tmp_path, capsys, [str(stores[0]), str(tmp_path / "x")])
+    raw = tmp_path / "raw.zarr"
+    write_sample(raw, simulated("homogeneous", 2))
+    assert "not an acquired store" in _bad_pack(tmp_path, capsys, [str(raw)])
+    fractions = [str(stores[0]), "--fractions", "0.5", "0.5", "0.5"]
+    assert "sum to 1" in _bad_pack(tmp_path, capsys, fractions)
+    assert "given twice" in _bad_pack(tmp_path, capsys, [str(stores[0]), str(stores[0])])
+    other = acquired_store(tmp_path, "homogeneous", 3, None, config_hash="0ther")
+    assert "different configs" in _bad_pack(tmp_path, capsys, [str(stores[0]), str(other)])
