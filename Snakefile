@@ -15,9 +15,11 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/config.smk"
 include: "workflow/rules/phantoms.smk"
 include: "workflow/rules/simulate.smk"
+include: "workflow/rules/acquire.smk"
 
 
 rule all:
     default_target: True
     input:
         summary="results/samples/summary.json",
+        datasets=expand("results/datasets/{split}.zarr", split=("train", "val", "test")),

@@ -34,7 +34,7 @@ def test_seeds_differ_by_family_and_index():
 
 @pytest.mark.parametrize("seed", range(20))
 def test_draws_stay_in_configured_ranges(seed):
-    config = validate_config({})
+    config = validate_config({"materials": {"frequency_model": "constant"}})
     spec = draw_homogeneous(config, seed)
     (tissue,) = spec.regions
     assert 1e3 <= tissue.storage_modulus_pa <= 10e3
@@ -49,6 +49,16 @@ def test_draws_stay_in_configured_ranges(seed):
     fov = config.grid.shape[0] * config.grid.voxel_size_m
     for centre in geometry["centre_m"]:
         assert reach <= centre <= fov - reach
+
+
+def test_frequency_model_keeps_phantoms_consistent_across_frequencies():
+    """Same seed, two frequencies: the springpot keeps the loss angle, G* follows its power law."""
+    low = validate_config({"frequency_hz": {"min": 40, "max": 40}})
+    high = validate_config({"frequency_hz": {"min": 80, "max": 80}})
+    (a,), (b,) = draw_homogeneous(low, 1).regions, draw_homogeneous(high, 1).regions
+    assert np.angle(a.shear_modulus) == pytest.approx(np.angle(b.shear_modulus))
+    alpha = 2 / np.pi * np.angle(a.shear_modulus)
+    assert abs(b.shear_modulus) / abs(a.shear_modulus) == pytest.approx(2**alpha)
 
 
 def test_mesh_has_region_and_boundary_groups(tmp_path):

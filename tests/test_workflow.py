@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 import subprocess
 
+import numpy as np
+
 import pytest
 import yaml
 
+from dime_pipeline.datasets import Pack
 from dime_pipeline.store import read_sample
+
+SPLITS = ("train", "val", "test")
 
 TINY = {
     "seed": 9,
-    "samples": {"homogeneous": 2},
+    "samples": {"homogeneous": 3},
     "grid": {"shape": [32, 32], "voxel_size_mm": 3.0},
 }
 
@@ -34,14 +39,22 @@ def test_snakemake_runs_the_study(repo, workdir, tool_env):
     result = _snakemake(repo, workdir, tool_env, "--cores", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((workdir / "results/samples/summary.json").read_text())
-    assert [row["family"] for row in summary] == ["homogeneous", "homogeneous"]
-    for index in ("0000", "0001"):
+    assert [row["family"] for row in summary] == ["homogeneous"] * 3
+    for index in ("0000", "0001", "0002"):
         sample = read_sample(workdir / f"results/samples/homogeneous/{index}.zarr")
         assert sample.displacement.shape == (3, 32, 32)
         assert (workdir / f"results/logs/simulate/homogeneous/{index}.log").exists()
         assert (workdir / f"results/benchmarks/simulate/homogeneous/{index}.tsv").exists()
     seeds = {row["seed"] for row in summary}
-    assert len(seeds) == 2
+    assert len(seeds) == 3
+    # Every sample lands in exactly one split, at both noise levels of the default config.
+    packs = {split: Pack(workdir / f"results/datasets/{split}.zarr") for split in SPLITS}
+    assert sorted(len(pack) for pack in packs.values()) == [2, 2, 2]
+    packed_seeds = [set(pack.column("seed").tolist()) for pack in packs.values()]
+    assert set().union(*packed_seeds) == seeds
+    assert sum(len(s) for s in packed_seeds) == 3
+    snrs = np.concatenate([pack.column("snr") for pack in packs.values()])
+    assert np.sum(np.isinf(snrs)) == 3 and np.allclose(snrs[np.isfinite(snrs)], 10.0)
     # Nothing left to do afterwards.
     again = _snakemake(repo, workdir, tool_env, "-n", "--cores", "2")
     assert again.returncode == 0

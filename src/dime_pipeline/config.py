@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    ValidationError,
+    model_validator,
+)
 
 from dime_pipeline.errors import UserError
 
@@ -60,12 +68,14 @@ class GridConfig(_Strict):
 
 
 class MaterialConfig(_Strict):
-    """Ranges of tissue properties drawn per sample."""
+    """Ranges of tissue properties drawn per sample, at ``reference_frequency_hz``."""
 
     storage_modulus_kpa: Range = Range(min=1.0, max=10.0)
     loss_ratio: Range = Field(Range(min=0.1, max=0.4), description="G''/G' (loss tangent)")
     density_kg_m3: float = Field(1000.0, gt=0)
     bulk_modulus_gpa: float = Field(2.2, gt=0, description="K, about 10^6 |G*| in soft tissue")
+    frequency_model: Literal["constant", "kelvin_voigt", "springpot"] = "springpot"
+    reference_frequency_hz: float = Field(60.0, gt=0, description="where the G' range applies")
 
     @model_validator(mode="after")
     def _positive(self) -> Self:
@@ -101,8 +111,59 @@ class MeshConfig(_Strict):
     )
 
 
+class AcquisitionConfig(_Strict):
+    """The MRE acquisition model applied to every sample (see ``dime_pipeline.acquisition``)."""
+
+    snr: list[PositiveFloat | None] = Field(
+        default_factory=lambda: [None, 10.0],
+        description="noise levels, one acquired store per sample and level; null = noise-free",
+    )
+    snr_definition: Literal["amplitude", "strain"] = "amplitude"
+    offsets: int = Field(4, description="phase offsets per period: 0 (none) or >= 3")
+    average: int = Field(1, ge=1, description="in-plane KxK block averaging")
+    mask_fraction: float = Field(1.0, gt=0, le=1, description="tissue share of a voxel's block")
+    peak_phase_rad: float = Field(1.0, gt=0, description="peak |U| in the mask -> this phase")
+    wrap_rad: float | None = Field(None, gt=0, description="wrap phase images into (-V, V]")
+    components: str = Field("xyz", description="acquired components, distinct letters of xyz")
+
+    @model_validator(mode="after")
+    def _offsets(self) -> Self:
+        if self.offsets in (1, 2) or self.offsets < 0:
+            raise ValueError("offsets must be 0 (no phase images) or >= 3")
+        if self.wrap_rad is not None and self.offsets == 0:
+            raise ValueError("wrap_rad needs phase images (offsets >= 3)")
+        if (
+            not self.components
+            or set(self.components) - set("xyz")
+            or len(set(self.components)) != len(self.components)
+        ):
+            raise ValueError("components must be distinct letters of 'xyz'")
+        if not self.snr:
+            raise ValueError("snr: give at least one level (null = noise-free)")
+        return self
+
+
+class SplitFractions(_Strict):
+    train: float = Field(0.5, ge=0)
+    val: float = Field(0.25, ge=0)
+    test: float = Field(0.25, ge=0)
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> Self:
+        if abs(self.train + self.val + self.test - 1.0) > 1e-9:
+            raise ValueError("train + val + test must sum to 1")
+        return self
+
+
+class DatasetsConfig(_Strict):
+    fractions: SplitFractions = SplitFractions()
+    split_seed: int = Field(0, ge=0, description="seed of the by-sample train/val/test split")
+
+
 class SolverConfig(_Strict):
     ranks: int = Field(1, ge=1, description="MPI ranks per simulate job")
+    kind: Literal["direct", "iterative"] = Field("direct", description="MUMPS LU or GMRES")
+    max_iterations: int = Field(500, ge=1, description="iterative solver: GMRES iterations")
     jit_cache: str = Field(".cache/fenics", description="FFCx JIT cache folder")
 
 
@@ -121,6 +182,8 @@ class PipelineConfig(_Strict):
     driver: DriverConfig = DriverConfig()
     mesh: MeshConfig = MeshConfig()
     solver: SolverConfig = SolverConfig()
+    acquisition: AcquisitionConfig = AcquisitionConfig()
+    datasets: DatasetsConfig = DatasetsConfig()
 
     @model_validator(mode="after")
     def _positive_frequency(self) -> Self:

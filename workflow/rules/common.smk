@@ -1,6 +1,7 @@
 # Config validation and the helpers every rule file shares.
 import json
 import sys
+from pathlib import Path
 
 from dime_pipeline.config import FAMILIES, validate_config
 from dime_pipeline.errors import UserError
@@ -15,6 +16,7 @@ except UserError as error:
 wildcard_constraints:
     family="|".join(FAMILIES),
     index=r"\d{4}",
+    snr=r"inf|\d+(\.\d+)?",
 
 
 def sample_ids():
@@ -32,3 +34,48 @@ def seed_of(wildcards):
 
 def all_stores():
     return [f"results/samples/{family}/{index}.zarr" for family, index in sample_ids()]
+
+
+def snr_labels():
+    """Wildcard values of the noise levels: 'inf' for noise-free, else the SNR."""
+    return ["inf" if level is None else f"{level:g}" for level in SETTINGS.acquisition.snr]
+
+
+def all_acquired():
+    return [
+        f"results/acquired/{family}/{index}/snr-{snr}.zarr"
+        for family, index in sample_ids()
+        for snr in snr_labels()
+    ]
+
+
+def acquire_seed(wildcards):
+    """Independent noise per sample and level, reproducible from the root seed."""
+    stream = f"acquire:{wildcards.family}:snr-{wildcards.snr}"
+    return sample_seed(SETTINGS.seed, stream, int(wildcards.index))
+
+
+def noise_option(wildcards):
+    if wildcards.snr == "inf":
+        return ""
+    flag = "--snr" if SETTINGS.acquisition.snr_definition == "amplitude" else "--strain-snr"
+    return f"{flag} {wildcards.snr}"
+
+
+def acquire_options():
+    a = SETTINGS.acquisition
+    options = [
+        f"--offsets {a.offsets}",
+        f"--average {a.average}",
+        f"--mask-fraction {a.mask_fraction}",
+        f"--components {a.components}",
+        f"--peak-phase-rad {a.peak_phase_rad}",
+    ]
+    if a.wrap_rad is not None:
+        options.append(f"--wrap-rad {a.wrap_rad}")
+    return " ".join(options)
+
+
+def pack_fractions():
+    fractions = SETTINGS.datasets.fractions
+    return f"{fractions.train} {fractions.val} {fractions.test}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dime_pipeline.config import PipelineConfig
+from dime_pipeline.materials import complex_modulus
 from dime_pipeline.phantoms.spec import Driver, Grid, PhantomSpec, Region
 from dime_pipeline.seeding import generator
 
@@ -16,15 +17,23 @@ def draw_homogeneous(config: PipelineConfig, seed: int) -> PhantomSpec:
     rng = generator(seed)
     frequency = rng.uniform(config.frequency_hz.min, config.frequency_hz.max)
     materials = config.materials
-    storage = 1e3 * rng.uniform(
+    storage_ref = 1e3 * rng.uniform(
         materials.storage_modulus_kpa.min, materials.storage_modulus_kpa.max
     )
-    loss = storage * rng.uniform(materials.loss_ratio.min, materials.loss_ratio.max)
+    loss_ref = storage_ref * rng.uniform(materials.loss_ratio.min, materials.loss_ratio.max)
+    # The ranges apply at the reference frequency; the frequency model carries G* to this one.
+    modulus = complex_modulus(
+        materials.frequency_model,
+        storage_ref,
+        loss_ref,
+        materials.reference_frequency_hz,
+        frequency,
+    )
     tissue = Region(
         tag=1,
         name="tissue",
-        storage_modulus_pa=storage,
-        loss_modulus_pa=loss,
+        storage_modulus_pa=modulus.real,
+        loss_modulus_pa=modulus.imag,
         density_kg_m3=materials.density_kg_m3,
         bulk_modulus_pa=materials.bulk_modulus_gpa * 1e9,
     )

@@ -1,0 +1,53 @@
+# MRE acquisition (one store per sample and noise level) and the packed train/val/test datasets.
+
+
+rule acquire:
+    input:
+        store="results/samples/{family}/{index}.zarr",
+    output:
+        store=directory("results/acquired/{family}/{index}/snr-{snr}.zarr"),
+    params:
+        seed=acquire_seed,
+        noise=noise_option,
+        options=acquire_options(),
+    conda:
+        "../../environment.yml"
+    log:
+        "results/logs/acquire/{family}/{index}/snr-{snr}.log",
+    benchmark:
+        "results/benchmarks/acquire/{family}/{index}/snr-{snr}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    shell:
+        "dime-pipeline acquire {input.store} --out {output.store} --seed {params.seed} "
+        "{params.noise} {params.options} > {log} 2>&1"
+
+
+rule pack:
+    input:
+        stores=all_acquired(),
+    output:
+        train=directory("results/datasets/train.zarr"),
+        val=directory("results/datasets/val.zarr"),
+        test=directory("results/datasets/test.zarr"),
+    params:
+        out_dir=lambda wildcards, output: Path(output.train).parent,
+        fractions=pack_fractions(),
+        seed=SETTINGS.datasets.split_seed,
+        config_hash=SETTINGS.digest(),
+    conda:
+        "../../environment.yml"
+    log:
+        "results/logs/pack.log",
+    benchmark:
+        "results/benchmarks/pack.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    shell:
+        "dime-pipeline pack {input.stores} --out-dir {params.out_dir} "
+        "--fractions {params.fractions} --seed {params.seed} "
+        "--config-hash {params.config_hash} > {log} 2>&1"
