@@ -8,6 +8,7 @@ rule simulate:
         store=directory("results/samples/{family}/{index}.zarr"),
     params:
         jit_cache=SETTINGS.solver.jit_cache,
+        solver=f"--solver {SETTINGS.solver.kind} --max-iterations {SETTINGS.solver.max_iterations}",
     conda:
         "../../environment.yml"
     log:
@@ -23,7 +24,7 @@ rule simulate:
     shell:
         "OMP_NUM_THREADS=1 {resources.mpi} -n {resources.tasks} "
         "dime-pipeline simulate {input.phantom} --out {output.store} "
-        "--jit-cache {params.jit_cache} > {log} 2>&1"
+        "--jit-cache {params.jit_cache} {params.solver} > {log} 2>&1"
 
 
 rule summarize:

@@ -1,7 +1,8 @@
 """``simulate``: solve one phantom and write its sample store (all ranks solve, rank 0 writes).
 
-2D stores hold three displacement components (x, y, z): in-plane motion from plane strain and
-the out-of-plane motion from anti-plane shear, both driven by the same driver vector.
+2D stores hold three displacement components (x, y, z): in-plane motion from plane strain and the
+out-of-plane motion from anti-plane shear, both driven by the same driver vector. 3D stores hold
+the three components of the 3D solve, sampled on axial slices averaged over the slice thickness.
 """
 
 from __future__ import annotations
@@ -14,96 +15,185 @@ import numpy as np
 
 from dime_pipeline import __version__
 from dime_pipeline.errors import UserError
-from dime_pipeline.fem.backend import MPI, read_mesh, versions
-from dime_pipeline.fem.media import cell_region_tags, medium_from_regions
+from dime_pipeline.fem.backend import MPI, dolfinx, read_mesh, versions
+from dime_pipeline.fem.media import Medium, cell_region_tags, medium_from_regions
 from dime_pipeline.fem.sampling import PointSampler
-from dime_pipeline.fem.solvers import Boundary, SolverError, solve_antiplane, solve_elastic
+from dime_pipeline.fem.solvers import (
+    DEFAULT_SOLVER,
+    Boundary,
+    Solution,
+    SolverError,
+    SolverOptions,
+    solve_antiplane,
+    solve_elastic,
+)
 from dime_pipeline.phantoms.spec import ABSORBING_TAG, DRIVER_TAG, MESH_FILE, PhantomSpec, read_spec
 from dime_pipeline.store import Sample, write_sample
 
 log = logging.getLogger(__name__)
+SLICE_POINTS = 5  # midpoint rule through the slice thickness (box slice profile)
 
 
-def simulate(phantom_dir: Path, out: Path, jit_cache: Path) -> None:
-    """Solve the phantom in ``phantom_dir`` on ``MPI.COMM_WORLD`` and write ``out``."""
+def simulate(
+    phantom_dir: Path,
+    out: Path,
+    jit_cache: Path,
+    options: SolverOptions = DEFAULT_SOLVER,
+) -> dict[str, float]:
+    """Solve the phantom in ``phantom_dir`` on ``MPI.COMM_WORLD`` and write ``out``.
+
+    Returns the stage timings (seconds) of this rank; they are also stored in the sample.
+    """
     comm = MPI.COMM_WORLD
     spec = read_spec(phantom_dir)
-    if spec.dim != 2:
-        raise UserError(f"{phantom_dir}: only 2D phantoms can be simulated so far")
     jit_options = {"cache_dir": str(Path(jit_cache).resolve())}
     timings: dict[str, float] = {}
+    total = time.perf_counter()
 
     start = time.perf_counter()
-    mesh, cell_tags, facet_tags = read_mesh(Path(phantom_dir) / MESH_FILE, comm, gdim=2)
+    mesh, cell_tags, facet_tags = read_mesh(Path(phantom_dir) / MESH_FILE, comm, gdim=spec.dim)
     medium = medium_from_regions(mesh, cell_tags, spec.regions)
     timings["mesh"] = time.perf_counter() - start
 
-    amplitude, direction = spec.driver.amplitude_m, np.asarray(spec.driver.direction)
-    omega = spec.angular_frequency
     try:
-        start = time.perf_counter()
-        in_plane = solve_elastic(
-            medium,
-            omega,
-            facet_tags,
-            Boundary(prescribed={DRIVER_TAG: amplitude * direction[:2]}, absorbing=[ABSORBING_TAG]),
-            jit_options=jit_options,
-        )
-        timings["plane_strain"] = time.perf_counter() - start
-        start = time.perf_counter()
-        out_of_plane = solve_antiplane(
-            medium,
-            omega,
-            facet_tags,
-            Boundary(prescribed={DRIVER_TAG: amplitude * direction[2]}, absorbing=[ABSORBING_TAG]),
-            jit_options=jit_options,
-        )
-        timings["antiplane"] = time.perf_counter() - start
+        solutions = _solve_fields(spec, medium, facet_tags, options, jit_options)
     except SolverError as error:
         raise UserError(f"simulation of {phantom_dir} failed: {error}") from None
+    for name, solution in solutions.items():
+        for stage, seconds in solution.seconds.items():
+            timings[f"{name}_{stage}"] = seconds
 
     start = time.perf_counter()
-    sampler = PointSampler(mesh, spec.grid.pixel_centres())
-    u_xy = sampler.evaluate(in_plane.field)
-    u_z = sampler.evaluate(out_of_plane.field)
-    labels = sampler.cell_values(cell_region_tags(mesh, cell_tags))
+    displacement, labels, inside = _sample(spec, mesh, cell_tags, solutions)
     timings["sample"] = time.perf_counter() - start
 
     if comm.rank == 0:
-        solver_facts = {
-            "dofs": {"plane_strain": in_plane.dofs, "antiplane": out_of_plane.dofs},
-            "cells": mesh.topology.index_map(mesh.topology.dim).size_global,
-            "ranks": comm.size,
-            "seconds": {k: round(v, 4) for k, v in timings.items()},
-            "versions": {**versions(), "dime_pipeline": __version__},
-            "elements": {"plane_strain": "P2/P1 Taylor-Hood", "antiplane": "P2"},
-            "boundary": "first-order absorbing (Lysmer-Kuhlemeyer)",
-        }
         start = time.perf_counter()
-        sample = _assemble_sample(spec, u_xy, u_z, labels[:, 0], sampler.inside, solver_facts)
-        write_sample(out, sample)
-        log.info("wrote %s in %.2f s", out, time.perf_counter() - start)
+        facts = _solver_facts(mesh, solutions, options, timings)
+        write_sample(out, _assemble_sample(spec, displacement, labels, inside, facts))
+        timings["write"] = time.perf_counter() - start
+    timings["total"] = time.perf_counter() - total
+    log.info("simulated %s: %s", out, {k: round(v, 3) for k, v in timings.items()})
+    return timings
+
+
+def _solve_fields(
+    spec: PhantomSpec,
+    medium: Medium,
+    facet_tags: dolfinx.mesh.MeshTags,
+    options: SolverOptions,
+    jit_options: dict,
+) -> dict[str, Solution]:
+    """The harmonic displacement fields of the phantom, by problem name."""
+    amplitude, direction = spec.driver.amplitude_m, np.asarray(spec.driver.direction)
+    omega = spec.angular_frequency
+    dim = spec.dim
+
+    def boundary(value: complex | np.ndarray) -> Boundary:
+        return Boundary(prescribed={DRIVER_TAG: value}, absorbing=[ABSORBING_TAG])
+
+    elastic = solve_elastic(
+        medium,
+        omega,
+        facet_tags,
+        boundary(amplitude * direction[:dim]),
+        options=options,
+        jit_options=jit_options,
+    )
+    if dim == 3:
+        return {"elastic": elastic}
+    antiplane = solve_antiplane(
+        medium,
+        omega,
+        facet_tags,
+        boundary(amplitude * direction[2]),
+        options=options,
+        jit_options=jit_options,
+    )
+    return {"plane_strain": elastic, "antiplane": antiplane}
+
+
+def _sample(
+    spec: PhantomSpec,
+    mesh: dolfinx.mesh.Mesh,
+    cell_tags: dolfinx.mesh.MeshTags,
+    solutions: dict[str, Solution],
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
+    """Displacement (N, 3), region labels (N,) and inside mask (N,) at the voxel centres, on
+    rank 0; 3D voxels average the field over the slice thickness (points inside the tissue)."""
+    centres = spec.grid.pixel_centres()
+    offsets = _slice_offsets(spec)
+    centre_sampler = PointSampler(mesh, centres)
+    labels = centre_sampler.cell_values(cell_region_tags(mesh, cell_tags))
+    if len(offsets) == 1:
+        sampler, counts = centre_sampler, None
+    else:
+        points = (centres[:, None, :] + offsets[None, :, :]).reshape(-1, 3)
+        sampler = PointSampler(mesh, points)
+        counts = sampler.inside.reshape(len(centres), len(offsets)).sum(axis=1)
+    values = [sampler.evaluate(solution.field) for solution in solutions.values()]
+    if mesh.comm.rank != 0:
+        return None, None, centre_sampler.inside
+    displacement = np.concatenate(values, axis=1)  # 2D: (x, y) then z; 3D: (x, y, z)
+    if counts is not None:
+        summed = displacement.reshape(len(centres), len(offsets), 3).sum(axis=1)
+        displacement = summed / np.maximum(counts, 1)[:, None]
+    displacement[~centre_sampler.inside] = 0
+    return displacement, labels[:, 0], centre_sampler.inside
+
+
+def _slice_offsets(spec: PhantomSpec) -> np.ndarray:
+    thickness = getattr(spec.grid, "slice_thickness_m", None)
+    if spec.dim == 2 or not thickness:
+        return np.zeros((1, 3))
+    z = ((np.arange(SLICE_POINTS) + 0.5) / SLICE_POINTS - 0.5) * thickness
+    return np.column_stack([np.zeros_like(z), np.zeros_like(z), z])
+
+
+def _solver_facts(
+    mesh: dolfinx.mesh.Mesh,
+    solutions: dict[str, Solution],
+    options: SolverOptions,
+    timings: dict[str, float],
+) -> dict:
+    elements = {
+        "antiplane": "P2",
+        "plane_strain": "P2/P1 Taylor-Hood",
+        "elastic": "P2/P1 Taylor-Hood",
+    }
+    return {
+        "dofs": {name: solution.dofs for name, solution in solutions.items()},
+        "iterations": {name: solution.iterations for name, solution in solutions.items()},
+        "cells": mesh.topology.index_map(mesh.topology.dim).size_global,
+        "ranks": mesh.comm.size,
+        "seconds": {key: round(value, 4) for key, value in timings.items()},
+        "versions": {**versions(), "dime_pipeline": __version__},
+        "elements": {name: elements[name] for name in solutions},
+        "linear_solver": options.kind,
+        "boundary": "first-order absorbing (Lysmer-Kuhlemeyer) on the outer boundary",
+    }
 
 
 def _assemble_sample(
     spec: PhantomSpec,
-    u_xy: np.ndarray,
-    u_z: np.ndarray,
+    displacement: np.ndarray,
     labels: np.ndarray,
     inside: np.ndarray,
     solver_facts: dict,
 ) -> Sample:
     shape = spec.grid.shape
-    displacement = np.concatenate([u_xy, u_z], axis=1).T.reshape(3, *shape)
     modulus = np.zeros(labels.shape, dtype=complex)
     for region in spec.regions:
         modulus[labels == region.tag] = region.shear_modulus
+    voxel = [spec.grid.voxel_size_m] * 2
+    if spec.dim == 3:
+        voxel = [getattr(spec.grid, "slice_spacing_m", spec.grid.voxel_size_m), *voxel]
     attrs = {
         "family": spec.family,
         "seed": spec.seed,
         "dim": spec.dim,
         "frequency_hz": spec.frequency_hz,
-        "voxel_size_m": [spec.grid.voxel_size_m] * 2,
+        "voxel_size_m": voxel,
         "density_kg_m3": spec.regions[0].density_kg_m3,
         "config_hash": spec.config_hash,
         "components": ["x", "y", "z"],
@@ -114,7 +204,7 @@ def _assemble_sample(
         "solver": solver_facts,
     }
     return Sample(
-        displacement=displacement,
+        displacement=displacement.T.reshape(3, *shape),
         modulus=modulus.reshape(shape),
         mask=inside.reshape(shape),
         labels=labels.reshape(shape).astype(np.int16),

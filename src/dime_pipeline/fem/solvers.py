@@ -7,6 +7,7 @@ Boundary data are given per facet tag (:class:`Boundary`); untagged boundaries a
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -104,6 +105,9 @@ class SolverOptions:
         }
 
 
+DEFAULT_SOLVER = SolverOptions()
+
+
 class SolverError(RuntimeError):
     """The linear solve did not converge or produced non-finite values."""
 
@@ -113,6 +117,7 @@ class Solution:
     field: dolfinx.fem.Function
     dofs: int
     iterations: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)  # compile, assemble, solve
 
 
 def solve_antiplane(
@@ -123,7 +128,7 @@ def solve_antiplane(
     *,
     pml: Pml | None = None,
     load: LoadHook | None = None,
-    options: SolverOptions = SolverOptions(),
+    options: SolverOptions = DEFAULT_SOLVER,
     jit_options: dict | None = None,
     degree: int = 2,
 ) -> Solution:
@@ -139,10 +144,10 @@ def solve_antiplane(
         preconditioner = antiplane_form(space, medium, damped, ds, boundary.absorbing, pml)
     rhs = _load_form(space, ds, boundary, load)
     bcs = _dirichlet(space, None, facet_tags, boundary)
-    field_, iterations = _solve(
-        a, preconditioner, rhs, bcs, "antiplane", options, jit_options, split=None
+    field_, iterations, seconds = _solve(
+        space, a, preconditioner, rhs, bcs, "antiplane", options, jit_options, split=None
     )
-    return Solution(field_, space.dofmap.index_map.size_global, iterations)
+    return Solution(field_, space.dofmap.index_map.size_global, iterations, seconds)
 
 
 def solve_elastic(
@@ -153,7 +158,7 @@ def solve_elastic(
     *,
     pml: Pml | None = None,
     load: LoadHook | None = None,
-    options: SolverOptions = SolverOptions(),
+    options: SolverOptions = DEFAULT_SOLVER,
     jit_options: dict | None = None,
 ) -> Solution:
     """Displacement U (plane strain in 2D, 3D in 3D) from the mixed displacement–pressure form."""
@@ -174,9 +179,11 @@ def solve_elastic(
         split = [("u", _field_indices(space, 0)), ("p", _field_indices(space, 1))]
     rhs = _load_form(space, ds, boundary, load)
     bcs = _dirichlet(space, 0, facet_tags, boundary)
-    mixed, iterations = _solve(a, preconditioner, rhs, bcs, "elastic", options, jit_options, split)
+    mixed, iterations, seconds = _solve(
+        space, a, preconditioner, rhs, bcs, "elastic", options, jit_options, split
+    )
     dofs = space.dofmap.index_map.size_global * space.dofmap.index_map_bs
-    return Solution(mixed.sub(0).collapse(), dofs, iterations)
+    return Solution(mixed.sub(0).collapse(), dofs, iterations, seconds)
 
 
 def _load_form(
@@ -255,6 +262,7 @@ def _field_indices(space: dolfinx.fem.FunctionSpace, field_index: int) -> PETSc.
 
 
 def _solve(
+    space: dolfinx.fem.FunctionSpace,
     a: ufl.Form,
     preconditioner: ufl.Form | None,
     rhs: ufl.Form,
@@ -263,26 +271,69 @@ def _solve(
     options: SolverOptions,
     jit_options: dict | None,
     split: list[tuple[str, PETSc.IS]] | None,
-) -> tuple[dolfinx.fem.Function, int]:
-    problem = dolfinx.fem.petsc.LinearProblem(
-        a,
-        rhs,
-        bcs=bcs,
-        P=preconditioner,
-        petsc_options_prefix=f"dime_{name}_",
-        petsc_options=options.petsc_options(split=bool(split)),
-        jit_options=jit_options,
-    )
-    ksp = problem.solver
-    if split:
-        ksp.getPC().setFieldSplitIS(*split)
-        ksp.setFromOptions()
-    result = problem.solve()
-    solution = result[0] if isinstance(result, tuple) else result
+) -> tuple[dolfinx.fem.Function, int, dict[str, float]]:
+    """Compile, assemble and solve; returns the solution, iterations and stage timings."""
+    petsc = dolfinx.fem.petsc
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    forms = [dolfinx.fem.form(f, jit_options=jit_options) for f in (a, rhs, preconditioner) if f]
+    a_form, rhs_form = forms[0], forms[1]
+    seconds["compile"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    matrix = petsc.assemble_matrix(a_form, bcs=bcs)
+    matrix.assemble()
+    precond_matrix = None
+    if preconditioner is not None:
+        precond_matrix = petsc.assemble_matrix(forms[2], bcs=bcs)
+        precond_matrix.assemble()
+    vector = petsc.assemble_vector(rhs_form)
+    petsc.apply_lifting(vector, [a_form], bcs=[bcs])
+    vector.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+    petsc.set_bc(vector, bcs)
+    seconds["assemble"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    ksp = _configure_ksp(matrix, precond_matrix, name, options, split)
+    solution = dolfinx.fem.Function(space)
+    ksp.solve(vector, solution.x.petsc_vec)
+    solution.x.scatter_forward()
+    seconds["solve"] = time.perf_counter() - start
     reason, iterations = ksp.getConvergedReason(), ksp.getIterationNumber()
+    for obj in (ksp, matrix, precond_matrix, vector):
+        if obj is not None:
+            obj.destroy()
     if reason < 0:
         raise SolverError(f"{name} solve failed (PETSc KSP reason {reason}, {iterations} its)")
     if not np.all(np.isfinite(solution.x.array)):
         raise SolverError(f"{name} solve produced non-finite values")
-    log.info("%s solve: %d iterations, reason %d", name, iterations, reason)
-    return solution, iterations
+    log.info("%s solve: %d iterations, %s", name, iterations, _rounded(seconds))
+    return solution, iterations, seconds
+
+
+def _configure_ksp(
+    matrix: PETSc.Mat,
+    precond_matrix: PETSc.Mat | None,
+    name: str,
+    options: SolverOptions,
+    split: list[tuple[str, PETSc.IS]] | None,
+) -> PETSc.KSP:
+    ksp = PETSc.KSP().create(matrix.getComm())
+    ksp.setOperators(matrix, precond_matrix or matrix)
+    prefix = f"dime_{name}_{id(ksp)}_"  # unique: options never leak between solves
+    ksp.setOptionsPrefix(prefix)
+    database = PETSc.Options()
+    for key, value in options.petsc_options(split=bool(split)).items():
+        database[f"{prefix}{key}"] = value
+    if split:
+        ksp.getPC().setType("fieldsplit")
+        ksp.getPC().setFieldSplitIS(*split)
+    ksp.setFromOptions()
+    ksp.setUp()  # sub-solvers (field splits) read their options here
+    for key in options.petsc_options(split=bool(split)):
+        database.delValue(f"{prefix}{key}")
+    return ksp
+
+
+def _rounded(seconds: dict[str, float]) -> dict[str, float]:
+    return {key: round(value, 4) for key, value in seconds.items()}

@@ -1,0 +1,113 @@
+"""Linear solvers: the iterative option agrees with MUMPS; a failed solve is one clear error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dime_pipeline.cli import main
+from dime_pipeline.config import dump_config, validate_config
+from dime_pipeline.fem.meshes import SIDES, tagged_box, uniform_medium
+from dime_pipeline.fem.sampling import PointSampler
+from dime_pipeline.fem.solvers import (
+    Boundary,
+    SolverError,
+    SolverOptions,
+    solve_antiplane,
+    solve_elastic,
+)
+
+OMEGA = 2 * np.pi * 60.0
+DIRECT = SolverOptions()
+ITERATIVE = SolverOptions(kind="iterative", rtol=1e-10)
+
+
+def _difference(mesh, first, second) -> float:
+    points = np.random.default_rng(0).uniform(0.001, 0.029, size=(50, 3))
+    if mesh.geometry.dim == 2:
+        points[:, 2] = 0
+    a = PointSampler(mesh, points).evaluate(first.field)
+    b = PointSampler(mesh, points).evaluate(second.field)
+    return 0.0 if a is None else float(np.abs(a - b).max() / np.abs(a).max())
+
+
+def test_iterative_matches_direct_antiplane(jit_cache):
+    mesh, tags = tagged_box([0.0, 0.0], [0.03, 0.03], [20, 20])
+    medium = uniform_medium(mesh, 3000 + 600j, 2.2e9, 1000.0)
+    boundary = Boundary(prescribed={SIDES["xmin"]: 1.0}, absorbing=[2, 3, 4])
+    jit = {"cache_dir": str(jit_cache)}
+    direct = solve_antiplane(medium, OMEGA, tags, boundary, options=DIRECT, jit_options=jit)
+    iterative = solve_antiplane(medium, OMEGA, tags, boundary, options=ITERATIVE, jit_options=jit)
+    assert iterative.iterations > 1
+    assert _difference(mesh, direct, iterative) < 1e-6
+
+
+def test_iterative_matches_direct_3d_nearly_incompressible(jit_cache):
+    mesh, tags = tagged_box([0.0] * 3, [0.03] * 3, [5, 5, 5])
+    medium = uniform_medium(mesh, 3000 + 600j, 2.2e9, 1000.0)
+    boundary = Boundary(prescribed={SIDES["xmin"]: (0.0, 0.0, 1.0)}, absorbing=[2, 3, 4, 5, 6])
+    jit = {"cache_dir": str(jit_cache)}
+    direct = solve_elastic(medium, OMEGA, tags, boundary, options=DIRECT, jit_options=jit)
+    iterative = solve_elastic(medium, OMEGA, tags, boundary, options=ITERATIVE, jit_options=jit)
+    assert iterative.iterations > 1
+    assert _difference(mesh, direct, iterative) < 1e-5
+    assert {"compile", "assemble", "solve"} == set(direct.seconds)
+
+
+def test_non_convergence_raises(jit_cache):
+    mesh, tags = tagged_box([0.0, 0.0], [0.03, 0.03], [20, 20])
+    medium = uniform_medium(mesh, 3000 + 600j, 2.2e9, 1000.0)
+    boundary = Boundary(prescribed={SIDES["xmin"]: 1.0}, absorbing=[2])
+    with pytest.raises(SolverError, match="antiplane solve failed"):
+        solve_antiplane(
+            medium,
+            OMEGA,
+            tags,
+            boundary,
+            options=SolverOptions(kind="iterative", max_iterations=1),
+            jit_options={"cache_dir": str(jit_cache)},
+        )
+
+
+def test_failed_simulation_is_one_line_and_writes_nothing(tmp_path, jit_cache, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        dump_config(validate_config({"grid": {"shape": [24, 24], "voxel_size_mm": 3}}))
+    )
+    phantom = tmp_path / "p"
+    assert (
+        main(
+            [
+                "phantom",
+                "homogeneous",
+                "--seed",
+                "1",
+                "--config",
+                str(config),
+                "--out",
+                str(phantom),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    out = tmp_path / "s.zarr"
+    status = main(
+        [
+            "simulate",
+            str(phantom),
+            "--out",
+            str(out),
+            "--jit-cache",
+            str(jit_cache),
+            "--solver",
+            "iterative",
+            "--max-iterations",
+            "1",
+        ]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert err[-1].startswith(f"dime-pipeline simulate: error: simulation of {phantom} failed")
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "p"]  # no temporaries
