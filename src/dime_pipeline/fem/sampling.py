@@ -22,11 +22,12 @@ class PointSampler:
         owned_cells = np.arange(mesh.topology.index_map(tdim).size_local, dtype=np.int32)
         tree = dolfinx.geometry.bb_tree(mesh, tdim, entities=owned_cells)
         candidates = dolfinx.geometry.compute_collisions_points(tree, points)
-        colliding = dolfinx.geometry.compute_colliding_cells(mesh, candidates, points)
-        counts = np.diff(colliding.offsets)
-        found = counts > 0
-        first_cell = np.full(self.num_points, -1, dtype=np.int32)
-        first_cell[found] = colliding.array[colliding.offsets[:-1][found]]
+        if mesh.geometry.cmaps[0].degree == 1 and mesh.topology.cell_name() in AFFINE_SIMPLICES:
+            first_cell = _first_containing_simplex(mesh, candidates, points)
+        else:  # curved cells: dolfinx's exact (GJK) test
+            colliding = dolfinx.geometry.compute_colliding_cells(mesh, candidates, points)
+            first_cell = _first_link(colliding.offsets, colliding.array)
+        found = first_cell >= 0
         claim = np.where(found, self.comm.rank, self.comm.size).astype(np.int32)
         owner = np.empty_like(claim)
         self.comm.Allreduce(claim, owner, op=MPI.MIN)
@@ -56,3 +57,37 @@ class PointSampler:
         for indices, values in pieces:
             result[indices] = values
         return result
+
+
+AFFINE_SIMPLICES = ("triangle", "tetrahedron")
+_INSIDE_TOLERANCE = 1e-10  # barycentric slack: points on a shared facet belong to both cells
+
+
+def _first_link(offsets: np.ndarray, links: np.ndarray) -> np.ndarray:
+    """The first entry of each row of an adjacency list, −1 for empty rows."""
+    first = np.full(len(offsets) - 1, -1, dtype=np.int32)
+    nonempty = np.diff(offsets) > 0
+    first[nonempty] = links[offsets[:-1][nonempty]]
+    return first
+
+
+def _first_containing_simplex(
+    mesh: dolfinx.mesh.Mesh, candidates: dolfinx.graph.AdjacencyList, points: np.ndarray
+) -> np.ndarray:
+    """For straight-sided simplices: the first candidate cell whose barycentric coordinates of
+    the point are all ≥ 0, vectorised over every (point, candidate) pair (−1 if none).
+
+    Much faster than the general GJK test for the 10⁴–10⁵ voxel centres of an image."""
+    tdim = mesh.topology.dim
+    offsets, cells = candidates.offsets, candidates.array
+    point_index = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    vertices = mesh.geometry.x[mesh.geometry.dofmap[cells]][:, :, :tdim]  # (pairs, tdim+1, tdim)
+    edges = vertices[:, 1:, :] - vertices[:, :1, :]  # (pairs, tdim, tdim)
+    rhs = points[point_index, :tdim] - vertices[:, 0, :]
+    local = np.linalg.solve(np.transpose(edges, (0, 2, 1)), rhs[..., None])[..., 0]
+    barycentric = np.column_stack([1.0 - local.sum(axis=1), local])
+    inside = np.all(barycentric >= -_INSIDE_TOLERANCE, axis=1)
+    first = np.full(len(offsets) - 1, -1, dtype=np.int32)
+    hits = np.flatnonzero(inside)[::-1]  # reversed, so the first candidate of a point wins
+    first[point_index[hits]] = cells[hits]
+    return first
