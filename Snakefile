@@ -16,6 +16,7 @@ include: "workflow/rules/config.smk"
 include: "workflow/rules/phantoms.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/acquire.smk"
+include: "workflow/rules/invert.smk"
 
 
 rule all:
@@ -23,3 +24,4 @@ rule all:
     input:
         summary="results/samples/summary.json",
         datasets=expand("results/datasets/{split}.zarr", split=("train", "val", "test")),
+        inversions=expand("results/inversions/{method}/test.zarr", method=BASELINE_METHODS),

@@ -6,11 +6,11 @@ import json
 import subprocess
 
 import numpy as np
-
 import pytest
 import yaml
 
 from dime_pipeline.datasets import Pack
+from dime_pipeline.estimates import read_estimates
 from dime_pipeline.store import read_sample
 
 SPLITS = ("train", "val", "test")
@@ -55,6 +55,17 @@ def test_snakemake_runs_the_study(repo, workdir, tool_env):
     assert sum(len(s) for s in packed_seeds) == 3
     snrs = np.concatenate([pack.column("snr") for pack in packs.values()])
     assert np.sum(np.isinf(snrs)) == 3 and np.allclose(snrs[np.isfinite(snrs)], 10.0)
+    # The test set inverted by each baseline: one row per test-pack sample, same seeds and mask.
+    test = packs["test"]
+    for method in ("mmdi", "di"):
+        estimates = read_estimates(workdir / f"results/inversions/{method}/test.zarr")
+        assert estimates.modulus.shape == (len(test), 32, 32)
+        assert estimates.seed.tolist() == test.column("seed").tolist()
+        assert np.array_equal(estimates.mask, test.column("mask"))
+        assert estimates.attrs["method"] == method
+        assert estimates.attrs["config_hash"] == test.attrs["config_hash"]
+        assert (workdir / f"results/logs/invert_baseline/{method}/test.log").exists()
+        assert (workdir / f"results/benchmarks/invert_baseline/{method}/test.tsv").exists()
     # Nothing left to do afterwards.
     again = _snakemake(repo, workdir, tool_env, "-n", "--cores", "2")
     assert again.returncode == 0

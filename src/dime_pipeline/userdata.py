@@ -7,7 +7,8 @@ INPUT is one of
 - NIfTI, ``--layout complex``: real and imaginary parts of U on a last axis of length 2,
   (X, Y, 2), (X, Y, Z, 2) or (X, Y, Z, C, 2);
 - a complex ``.npy`` in the library's axis order: (y, x), (z, y, x) or (component, z, y, x);
-- a sample store folder (``dime_pipeline.store``).
+- a sample store folder (``dime_pipeline.store``): its ``measured`` field when it has one (an
+  acquired store), else the noise-free ``displacement``.
 Inside, fields use the library's axes (component, [z,] y, x): NIfTI axes (i, j, k) are reversed
 on reading and restored on writing, so OUT keeps INPUT's array axes and affine, untransposed.
 The unit of the field does not matter (G* = -ρω² U/∇²U is scale-free), only its consistency.
@@ -342,7 +343,12 @@ def _read_store(path: Path) -> _Raw:
     sizes = np.atleast_1d(np.asarray(attrs.get("voxel_size_m", np.nan), dtype=float))
     spacing = (float(sizes[0]),) * 2 if sizes.size == 1 else (float(sizes[-2]), float(sizes[-1]))
     slice_m = float(sizes[-3]) if sizes.size >= 3 else None
-    field = np.asarray(sample.displacement)
+    if sample.measured is not None:  # acquired store: invert what the scanner measured
+        log.info("%s is an acquired store: inverting its measured (acquired) field", path)
+        field = np.asarray(sample.measured)
+    else:
+        log.info("%s has no measured field: inverting its noise-free displacement", path)
+        field = np.asarray(sample.displacement)
     return _Raw(
         field=field.astype(complex),
         support=np.any(field != 0, axis=0),

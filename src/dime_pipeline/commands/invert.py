@@ -1,4 +1,5 @@
-"""``dime-pipeline invert``: shear modulus maps from a user's MRE wave field (MMDI or DI)."""
+"""``dime-pipeline invert``: shear modulus maps from a user's MRE wave field (MMDI or DI), or an
+estimates store for every sample of a packed dataset."""
 
 from __future__ import annotations
 
@@ -13,17 +14,21 @@ log = logging.getLogger(__name__)
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "invert",
-        help="invert an MRE wave field (NIfTI, .npy or sample store) for |G*|, G', G''",
+        help="invert an MRE wave field (NIfTI, .npy, sample store or packed dataset) for G*",
         description=(
             "Invert the first-harmonic wave field in INPUT for the complex shear modulus and write "
             "a NIfTI whose 4th-axis volumes are |G*| (kPa), G' (kPa), G'' (kPa) and the fit "
-            "confidence (0-1), on INPUT's grid and affine."
+            "confidence (0-1), on INPUT's grid and affine. An acquired sample store is inverted "
+            "from its measured field. A packed dataset (train/val/test .zarr) is inverted sample "
+            "by sample, each with its own frequency, voxel size, density and mask, into an "
+            "estimates store (OUT ending in .zarr)."
         ),
     )
     parser.add_argument(
         "input",
         metavar="INPUT",
-        help="NIfTI (.nii, .nii.gz), complex .npy (axes [component, z,] y, x) or sample store",
+        help="NIfTI (.nii, .nii.gz), complex .npy (axes [component, z,] y, x), sample store or "
+        "packed dataset",
     )
     parser.add_argument("--method", required=True, choices=METHODS, help="inversion method")
     parser.add_argument(
@@ -58,7 +63,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--png", metavar="PNG", help="also write a |G*| preview (kPa) as PNG")
     parser.add_argument(
-        "--out", required=True, metavar="OUT", help="output NIfTI (.nii or .nii.gz)"
+        "--out",
+        required=True,
+        metavar="OUT",
+        help="output NIfTI (.nii or .nii.gz); an estimates store (.zarr) for a packed dataset",
     )
     parser.set_defaults(handler=run)
 
@@ -68,7 +76,11 @@ def run(args: argparse.Namespace) -> None:
 
     from dime_pipeline import userdata
     from dime_pipeline.inversion import direct_inversion, mmdi
+    from dime_pipeline.inversion.packs import is_pack
 
+    if is_pack(args.input):
+        run_pack(args)
+        return
     out = userdata.check_output_path(args.out, userdata.NIFTI_SUFFIXES)
     png = None if args.png is None else userdata.check_output_path(args.png, (".png",))
     volume = userdata.load_user_data(
@@ -105,3 +117,30 @@ def run(args: argparse.Namespace) -> None:
         int(valid.sum()),
         100.0 * result.confidence_mask.sum() / max(int(valid.sum()), 1),
     )
+
+
+# Options that a packed dataset answers itself (per sample) or that have no meaning for it.
+PACK_EXCLUDED = {
+    "frequency_hz": "--frequency-hz",
+    "voxel_size_mm": "--voxel-size-mm",
+    "density_kg_m3": "--density-kg-m3",
+    "mask": "--mask",
+    "png": "--png",
+}
+
+
+def run_pack(args: argparse.Namespace) -> None:
+    """INPUT is a packed dataset: write an estimates store (``dime_pipeline.estimates``)."""
+    from dime_pipeline import userdata
+    from dime_pipeline.errors import UserError
+    from dime_pipeline.inversion.packs import invert_pack
+
+    given = [flag for name, flag in PACK_EXCLUDED.items() if getattr(args, name) is not None]
+    if given:
+        raise UserError(
+            f"{args.input}: a packed dataset carries each sample's frequency, voxel size, density "
+            f"and mask; drop {', '.join(given)}"
+        )
+    out = userdata.check_output_path(args.out, (".zarr",))
+    log.info("inverting every sample of the packed dataset %s with %s", args.input, args.method)
+    invert_pack(args.input, args.method, out)

@@ -106,8 +106,8 @@ def directional_models(
         shape, spacing_m, params.n_directions, params.angular_hwhm_rad
     )
     extended = np.stack([extend_field(f, mask, pad) for f in fields])
-    spectra = fft.fft2(extended, s=shape, workers=-1)
-    models = fft.ifft2(spectra[:, None] * windows[None], workers=-1)
+    spectra = fft.fft2(extended, s=shape)
+    models = fft.ifft2(spectra[:, None] * windows[None])
     return models[..., : ny + 2 * pad, : nx + 2 * pad]
 
 
