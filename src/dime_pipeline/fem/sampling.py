@@ -81,7 +81,7 @@ def _first_containing_simplex(
     tdim = mesh.topology.dim
     offsets, cells = candidates.offsets, candidates.array
     point_index = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-    vertices = mesh.geometry.x[mesh.geometry.dofmap[cells]][:, :, :tdim]  # (pairs, tdim+1, tdim)
+    vertices = mesh.geometry.x[mesh.geometry.dofmaps[0][cells]][:, :, :tdim]  # (pairs, tdim+1, tdim)
     edges = vertices[:, 1:, :] - vertices[:, :1, :]  # (pairs, tdim, tdim)
     rhs = points[point_index, :tdim] - vertices[:, 0, :]
     local = np.linalg.solve(np.transpose(edges, (0, 2, 1)), rhs[..., None])[..., 0]
