@@ -1,0 +1,89 @@
+"""``dime-pipeline train``: fit DIME on packed datasets (Lightning), resumable, exports a model."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+# Command-line options that override keys of the training config (dest, dotted key).
+_OVERRIDES = (
+    ("seed", "seed"),
+    ("max_epochs", "trainer.max_epochs"),
+    ("accelerator", "trainer.accelerator"),
+    ("devices", "trainer.devices"),
+    ("precision", "trainer.precision"),
+    ("batch_size", "data.batch_size"),
+    ("num_workers", "data.num_workers"),
+    ("crops_per_epoch", "data.crops_per_epoch"),
+    ("patch_size", "network.patch_size"),
+    ("width", "network.width"),
+    ("depth", "network.depth"),
+    ("lr", "optim.lr"),
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train the DIME network on packed datasets",
+        description="Train DIME on random patches of the packed datasets TRAIN (one or more), "
+        "validate on VAL, and write checkpoints, CSV logs and the exported model "
+        "DIR/model.pt. If DIR/checkpoints/last.ckpt exists the run resumes from it "
+        "(unless --fresh). Options below override keys of the training config.",
+    )
+    parser.add_argument("--train", type=Path, nargs="+", required=True, metavar="TRAIN.zarr")
+    parser.add_argument("--val", type=Path, nargs="+", required=True, metavar="VAL.zarr")
+    parser.add_argument("--out-dir", type=Path, required=True, metavar="DIR")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="training config YAML")
+    parser.add_argument("--fresh", action="store_true", help="ignore DIR/checkpoints/last.ckpt")
+    parser.add_argument("--fast-dev-run", action="store_true", help="one batch each, no outputs")
+    parser.add_argument("--seed", type=int, help="seed (default 2025)")
+    parser.add_argument("--max-epochs", type=int, metavar="N")
+    parser.add_argument("--accelerator", help="auto (default), cpu, gpu, ...")
+    parser.add_argument("--devices", type=int, metavar="N", help="devices (default 1)")
+    parser.add_argument("--precision", help="32-true (default), bf16-mixed, ...")
+    parser.add_argument("--batch-size", type=int, metavar="N")
+    parser.add_argument("--num-workers", type=int, metavar="N", help="DataLoader workers")
+    parser.add_argument("--crops-per-epoch", type=int, metavar="N")
+    parser.add_argument("--patch-size", type=int, metavar="P", help="patch edge, px (32)")
+    parser.add_argument("--width", type=int, metavar="W", help="first-level channels (24)")
+    parser.add_argument("--depth", type=int, metavar="D", help="U-Net levels (3)")
+    parser.add_argument("--lr", type=float, help="peak learning rate")
+    parser.set_defaults(handler=run)
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The dotted config keys set on the command line."""
+    chosen = {key: getattr(args, dest) for dest, key in _OVERRIDES}
+    chosen = {key: value for key, value in chosen.items() if value is not None}
+    if args.fast_dev_run:
+        chosen["trainer.fast_dev_run"] = True
+    if args.quiet:
+        chosen["trainer.progress_bar"] = False
+    return chosen
+
+
+def run(args: argparse.Namespace) -> None:
+    from dime_pipeline.dime.training import fit, load_training_config
+    from dime_pipeline.errors import UserError
+
+    if args.quiet:  # Lightning configures its own loggers at import: quiet them too
+        for name in ("lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    for path in [*args.train, *args.val]:
+        if not path.is_dir():
+            raise UserError(f"{path}: no packed dataset there")
+    config = load_training_config(args.config, overrides(args))
+    result = fit(config, args.train, args.val, args.out_dir, resume=not args.fresh)
+    shown = ", ".join(
+        f"{name} {result.metrics[name]:.4g}"
+        for name in ("val/mse", "val/r", "val/mape")
+        if name in result.metrics
+    )
+    print(
+        f"trained {result.epochs} epoch(s), {result.global_step} step(s)"
+        + (f"; last epoch {shown}" if shown else "")
+        + (f"; model {result.model_path}" if result.model_path else "")
+    )

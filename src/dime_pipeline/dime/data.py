@@ -1,0 +1,331 @@
+"""Training data for DIME: random patches from packed datasets, and the LightningDataModule.
+
+One item is one P×P crop of one sample ("row") of a pack (``dime_pipeline.datasets``):
+
+- the row is drawn with weights that give every (family, noise level) group the same total
+  weight, so a family with few samples or the noise-free level is not drowned out;
+- the crop's centre is a random tissue pixel (for 3D rows, the crop is the axial slice through
+  it); parts of the crop outside the image count as outside the mask, like at inference;
+- one displacement component is chosen at random among those with signal in the crop (RMS at
+  least ``min_component_fraction`` of the strongest), because components are inverted separately;
+- training crops are augmented by a random global phase e^{iθ} (U e^{iθ} solves the same
+  equation), the 8 rotations and flips of the square, and a small gain per channel.
+
+Every crop is a pure function of (seed, stream, key): the sampler hands out keys
+epoch·n … epoch·n + n − 1, so an epoch's crops do not depend on the number of workers, on
+their scheduling, nor on whether the run was resumed; validation uses the same keys each epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from dime_pipeline.datasets import Pack
+from dime_pipeline.dime.normalization import dimensionless_log_modulus, physics_scale
+from dime_pipeline.errors import UserError
+
+log = logging.getLogger(__name__)
+
+TRAIN_STREAM, VAL_STREAM = 0, 1
+
+
+class DataConfig(BaseModel):
+    """How patches are drawn and batched."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_array: Literal["measured", "displacement"] = Field(
+        "measured", description="pack array fed to the network: acquired (noisy) or clean field"
+    )
+    crops_per_epoch: int = Field(8192, ge=1, description="training crops per epoch")
+    val_crops: int = Field(1024, ge=1, description="validation crops (the same every epoch)")
+    batch_size: int = Field(64, ge=1)
+    num_workers: int = Field(2, ge=0, description="DataLoader worker processes")
+    min_component_fraction: float = Field(
+        0.25, ge=0, le=1, description="component RMS / strongest RMS needed to be drawn"
+    )
+    snr_bins: int = Field(4, ge=1, description="noise levels for balancing (quantiles of SNR)")
+    augment: bool = Field(True, description="phase, rotations/flips, channel gains (train)")
+    channel_gain_jitter: float = Field(0.1, ge=0, lt=1, description="± relative gain per channel")
+    preload_mb: float = Field(2048, ge=0, description="read packs into memory up to this size")
+
+
+class _Rows:
+    """The rows (samples) of one or more packs, their metadata and their tissue pixels."""
+
+    def __init__(self, paths: Sequence[Path], input_array: str, preload_mb: float) -> None:
+        packs = [Pack(path) for path in paths]
+        self.sources = [(p, i) for p, pack in enumerate(packs) for i in range(len(pack))]
+        if not self.sources:
+            raise UserError(f"{', '.join(map(str, paths))}: no samples to train on")
+        columns = [{name: pack.column(name) for name in _COLUMNS} for pack in packs]
+        self.family = np.concatenate(
+            [np.asarray(pack.families)[c["family"]] for pack, c in zip(packs, columns, strict=True)]
+        )
+        self.snr = np.concatenate([c["snr"] for c in columns])
+        self.scale = np.array(
+            [
+                physics_scale(c["frequency_hz"][i], c["voxel_size_m"][i], c["density_kg_m3"][i])
+                for c in columns
+                for i in range(len(c["snr"]))
+            ]
+        )
+        self.arrays = [_open_arrays(pack, input_array, preload_mb, packs) for pack in packs]
+        self.spatial = [arrays["mask"].shape[1:] for arrays in self.arrays]
+        masks = [np.asarray(arrays["mask"][...]) for arrays in self.arrays]
+        self.centres = [np.flatnonzero(masks[p][i]) for p, i in self.sources]
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def crop(
+        self, row: int, centre: tuple[int, ...], size: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(field (C, P, P) complex, mask (P, P) bool, modulus (P, P) complex), zero-padded."""
+        pack, index = self.sources[row]
+        arrays = self.arrays[pack]
+        shape = self.spatial[pack][-2:]
+        lead = tuple(centre[:-2])  # the slice index of a 3D row
+        source, target = [], []
+        for c, n in zip(centre[-2:], shape, strict=True):
+            start = c - size // 2
+            source.append(slice(max(start, 0), min(start + size, n)))
+            target.append(slice(max(start, 0) - start, min(start + size, n) - start))
+        n_components = arrays["field"].shape[1]
+        field = np.zeros((n_components, size, size), np.complex64)
+        mask = np.zeros((size, size), bool)
+        modulus = np.zeros((size, size), np.complex64)
+        field[(slice(None), *target)] = arrays["field"][(index, slice(None), *lead, *source)]
+        mask[tuple(target)] = arrays["mask"][(index, *lead, *source)]
+        modulus[tuple(target)] = arrays["modulus"][(index, *lead, *source)]
+        return field, mask, modulus
+
+
+_COLUMNS = ("family", "snr", "frequency_hz", "voxel_size_m", "density_kg_m3")
+
+
+def _open_arrays(
+    pack: Pack, input_array: str, preload_mb: float, packs: Sequence[Pack]
+) -> dict[str, Any]:
+    """The pack's field, mask and modulus: numpy arrays when all packs fit in ``preload_mb``."""
+    names = {"field": input_array, "mask": "mask", "modulus": "modulus"}
+    arrays = {key: pack.arrays[name] for key, name in names.items()}
+    total = sum(p.arrays[n].nbytes for p in packs for n in names.values())
+    if total <= preload_mb * 2**20:
+        arrays = {key: np.asarray(array[...]) for key, array in arrays.items()}
+    return arrays
+
+
+def noise_levels(snr: np.ndarray, bins: int) -> np.ndarray:
+    """Integer noise level per row: ``bins`` for noise-free (inf), else a quantile bin of SNR."""
+    levels = np.full(snr.shape, bins, dtype=np.int64)
+    finite = np.isfinite(snr)
+    if not finite.any():
+        return levels
+    values = np.unique(snr[finite])
+    if len(values) <= bins:  # few distinct levels: one group each
+        levels[finite] = np.searchsorted(values, snr[finite])
+        return levels
+    edges = np.unique(np.quantile(np.log(snr[finite]), np.linspace(0, 1, bins + 1)[1:-1]))
+    levels[finite] = np.digitize(np.log(snr[finite]), edges)
+    return levels
+
+
+def balanced_weights(
+    family: np.ndarray, snr: np.ndarray, bins: int, usable: np.ndarray | None = None
+) -> np.ndarray:
+    """Row probabilities giving every (family, noise level) group the same total weight."""
+    usable = np.ones(len(family), bool) if usable is None else usable
+    keys = np.char.add(np.asarray(family, dtype=str), np.char.mod("|%d", noise_levels(snr, bins)))
+    _, group, counts = np.unique(keys[usable], return_inverse=True, return_counts=True)
+    weights = np.zeros(len(family))
+    weights[usable] = 1.0 / counts[group]
+    return weights / weights.sum()
+
+
+class PatchDataset(Dataset):
+    """Random crops (see the module docstring); ``__getitem__(key)`` is deterministic in key."""
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        patch_size: int,
+        length: int,
+        seed: int,
+        stream: int,
+        config: DataConfig,
+        augment: bool,
+    ) -> None:
+        self.rows = _Rows([Path(p) for p in paths], config.input_array, config.preload_mb)
+        usable = np.array([len(c) > 0 for c in self.rows.centres])
+        if not usable.any():
+            raise UserError(f"{', '.join(map(str, paths))}: no sample has tissue in its mask")
+        self.weights = balanced_weights(self.rows.family, self.rows.snr, config.snr_bins, usable)
+        self.family_codes = np.unique(self.rows.family, return_inverse=True)[1]
+        self.patch_size, self.length, self.seed, self.stream = patch_size, length, seed, stream
+        self.config, self.augment = config, augment
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, key: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.stream, int(key)])
+        row = int(rng.choice(len(self.weights), p=self.weights))
+        flat = self.rows.centres[row]
+        pack = self.rows.sources[row][0]
+        centre = np.unravel_index(flat[rng.integers(len(flat))], self.rows.spatial[pack])
+        fields, mask, modulus = self.rows.crop(row, tuple(int(c) for c in centre), self.patch_size)
+        field = fields[_pick_component(fields, mask, self.config.min_component_fraction, rng)]
+        if self.augment:
+            field, mask, modulus = _augment(field, mask, modulus, rng)
+        return self._item(row, field, mask, modulus, rng)
+
+    def _item(
+        self,
+        row: int,
+        field: np.ndarray,
+        mask: np.ndarray,
+        modulus: np.ndarray,
+        rng: np.random.Generator,
+    ) -> dict[str, torch.Tensor]:
+        peak = np.abs(field).max()
+        field = field / peak if peak > 0 else field  # keeps float32 well scaled; scale-free anyway
+        channels = np.stack([field.real, field.imag])
+        if self.augment and self.config.channel_gain_jitter > 0:
+            bound = np.log1p(self.config.channel_gain_jitter)
+            channels = channels * np.exp(rng.uniform(-bound, bound, size=(2, 1, 1)))
+        scale = self.rows.scale[row]
+        log_magnitude, phase = dimensionless_log_modulus(modulus, scale)
+        valid = mask & (np.abs(modulus) > 0)
+        return {
+            "field": torch.as_tensor(channels, dtype=torch.float32),
+            "mask": torch.as_tensor(mask[None], dtype=torch.float32),
+            "valid": torch.as_tensor(valid[None], dtype=torch.float32),
+            "target": torch.as_tensor(np.stack([log_magnitude, phase]), dtype=torch.float32),
+            "log_scale": torch.tensor(np.log(scale), dtype=torch.float32),
+            "family": torch.tensor(self.family_codes[row], dtype=torch.int64),
+        }
+
+
+def _pick_component(
+    fields: np.ndarray, mask: np.ndarray, min_fraction: float, rng: np.random.Generator
+) -> int:
+    """A random component among those whose RMS in the crop's tissue is near the strongest."""
+    values = fields[:, mask]
+    rms = np.sqrt(np.mean(np.abs(values - values.mean(axis=1, keepdims=True)) ** 2, axis=1))
+    peak = rms.max()
+    candidates = np.flatnonzero(rms >= min_fraction * peak) if peak > 0 else np.arange(len(rms))
+    return int(rng.choice(candidates))
+
+
+def _augment(
+    field: np.ndarray, mask: np.ndarray, modulus: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random global phase and one of the 8 symmetries of the square (isotropic media)."""
+    field = field * np.exp(1j * rng.uniform(0, 2 * np.pi)).astype(np.complex64)
+    turns, flip = int(rng.integers(4)), bool(rng.integers(2))
+    out = []
+    for array in (field, mask, modulus):
+        array = np.rot90(array, turns)
+        out.append(np.ascontiguousarray(array[:, ::-1] if flip else array))
+    return out[0], out[1], out[2]
+
+
+class CropKeys(Sampler[int]):
+    """Keys of one epoch's crops: epoch·n … epoch·n + n − 1, or 0 … n − 1 when ``fixed``.
+
+    Lightning calls ``set_epoch`` at the start of every epoch, also after a resume, so a resumed
+    run draws the crops of the epoch it resumes in (from the epoch's first key: a DataLoader
+    cannot skip ahead, and repeating some random crops is harmless).
+    """
+
+    def __init__(self, length: int, fixed: bool) -> None:
+        self.length, self.fixed, self.epoch = length, fixed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        start = 0 if self.fixed else self.epoch * self.length
+        return iter(range(start, start + self.length))
+
+    def __len__(self) -> int:
+        return self.length
+
+
+class DimeDataModule(L.LightningDataModule):
+    """Train and validation patches from packed datasets (one or more packs each)."""
+
+    def __init__(
+        self,
+        train_paths: Sequence[str | Path],
+        val_paths: Sequence[str | Path],
+        patch_size: int,
+        config: DataConfig | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.train_paths, self.val_paths = list(train_paths), list(val_paths)
+        self.patch_size, self.config, self.seed = patch_size, config or DataConfig(), seed
+        self.train_set: PatchDataset | None = None
+        self.val_set: PatchDataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        cfg = self.config
+        if self.train_set is None and stage in (None, "fit"):
+            self.train_set = PatchDataset(
+                self.train_paths,
+                self.patch_size,
+                cfg.crops_per_epoch,
+                self.seed,
+                TRAIN_STREAM,
+                cfg,
+                augment=cfg.augment,
+            )
+            log.info("training rows: %s", _describe(self.train_set))
+        if self.val_set is None and stage in (None, "fit", "validate"):
+            self.val_set = PatchDataset(
+                self.val_paths,
+                self.patch_size,
+                cfg.val_crops,
+                self.seed,
+                VAL_STREAM,
+                cfg,
+                augment=False,
+            )
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.train_set is not None
+        return self._loader(self.train_set, CropKeys(len(self.train_set), fixed=False))
+
+    def val_dataloader(self) -> DataLoader:
+        assert self.val_set is not None
+        return self._loader(self.val_set, CropKeys(len(self.val_set), fixed=True))
+
+    def _loader(self, dataset: PatchDataset, sampler: CropKeys) -> DataLoader:
+        workers = self.config.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=self.config.batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+
+def _describe(dataset: PatchDataset) -> str:
+    rows = dataset.rows
+    names, counts = np.unique(rows.family, return_counts=True)
+    levels = len(np.unique(noise_levels(rows.snr, dataset.config.snr_bins)))
+    families = ", ".join(f"{n} × {c}" for n, c in zip(names, counts, strict=True))
+    return f"{len(rows)} ({families}; {levels} noise level(s))"

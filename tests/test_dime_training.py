@@ -1,0 +1,165 @@
+"""DIME training with Lightning on tiny exact-field packs: overfit, fast_dev_run, resume, CLI.
+
+Tiny networks (width 8, depth 2, 16 px patches) and a few steps keep this file at a few seconds
+of CPU per test.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from test_dime import make_pack
+
+from dime_pipeline import cli
+from dime_pipeline.dime import invert_dime, load_model
+from dime_pipeline.dime.data import DataConfig, DimeDataModule
+from dime_pipeline.dime.module import DimeModule, OptimConfig, masked_losses
+from dime_pipeline.dime.training import fit, load_training_config
+from dime_pipeline.errors import UserError
+
+TINY = {"network.patch_size": 16, "network.depth": 2, "network.width": 8}
+SMALL_RUN = {
+    **TINY,
+    "data.crops_per_epoch": 16,
+    "data.val_crops": 8,
+    "data.batch_size": 4,
+    "data.num_workers": 0,
+    "trainer.num_sanity_val_steps": 0,
+    "trainer.progress_bar": False,
+    "trainer.log_every_n_steps": 1,
+    "trainer.accelerator": "cpu",
+}
+
+
+@pytest.fixture(scope="module")
+def pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_pack(tmp_path_factory.mktemp("dime_training") / "train.zarr")
+
+
+class KillAt(L.Callback):
+    """Raise after ``step`` optimiser steps, like a job killed mid-epoch."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.global_step >= self.step:
+            raise RuntimeError("simulated kill")
+
+
+class StartStep(L.Callback):
+    """Records the global step and epoch at which training (re)starts."""
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.step, self.epoch = trainer.global_step, trainer.current_epoch
+
+
+def test_overfit_one_batch(pack: Path) -> None:
+    """The network can fit one batch of patches: the masked log-space error drops ≥ 20×."""
+    L.seed_everything(0)
+    config = load_training_config(overrides=SMALL_RUN)
+    data = DimeDataModule([pack], [pack], 16, DataConfig(batch_size=8, num_workers=0), seed=0)
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    module = DimeModule(config.network.model_dump(), config.optim.model_dump())
+    optimizer = torch.optim.Adam(module.parameters(), lr=3e-3)
+    optim = OptimConfig()
+    errors = []
+    for _ in range(200):
+        losses = masked_losses(module(batch["field"], batch["mask"]), batch, optim)
+        optimizer.zero_grad()
+        losses["loss"].backward()
+        optimizer.step()
+        errors.append(losses["mse"].item())
+    assert errors[-1] < errors[0] / 20, (errors[0], errors[-1])
+
+
+def test_fast_dev_run(pack: Path, tmp_path: Path) -> None:
+    config = load_training_config(overrides={**SMALL_RUN, "trainer.fast_dev_run": True})
+    result = fit(config, [pack], [pack], tmp_path / "run")
+    assert result.global_step == 1 and result.model_path is None
+    assert not list((tmp_path / "run").rglob("*.ckpt"))
+
+
+def test_resume_after_a_kill_continues_epoch_step_and_exports(pack: Path, tmp_path: Path) -> None:
+    overrides = {**SMALL_RUN, "trainer.max_epochs": 2, "trainer.checkpoint_every_n_steps": 2}
+    config = load_training_config(overrides=overrides)  # 4 steps per epoch, 8 in all
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        fit(config, [pack], [pack], out, callbacks=[KillAt(7)])
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert not (out / "model.pt").exists()  # a killed run leaves no model
+    start = StartStep()
+    result = fit(config, [pack], [pack], out, callbacks=[start])
+    assert (start.epoch, start.step) == (1, 6)  # last.ckpt of step 6, mid-epoch 1
+    assert result.resumed_from == out / "checkpoints" / "last.ckpt"
+    assert result.global_step == 8 and result.epochs == 2
+    assert result.best_checkpoint is not None and result.best_checkpoint.name == "best.ckpt"
+    with open(out / "logs" / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {"val/r", "val/mape", "val/r2", "val/loss", "train/loss", "train/mse"} <= set(rows[0])
+    assert max(int(row["step"]) for row in rows) >= 7  # one log across both runs
+    model = load_model(result.model_path, device="cpu")
+    assert model.metadata["global_step"] == 8 and model.patch_size == 16
+    again = fit(config, [pack], [pack], out)  # finished: nothing more to train
+    assert again.global_step == 8
+
+
+def test_resume_refuses_a_different_network(pack: Path, tmp_path: Path) -> None:
+    config = load_training_config(overrides={**SMALL_RUN, "data.crops_per_epoch": 4})
+    fit(config, [pack], [pack], tmp_path / "run")
+    wider = load_training_config(overrides={**SMALL_RUN, "network.width": 12})
+    with pytest.raises(UserError, match="--fresh"):
+        fit(wider, [pack], [pack], tmp_path / "run")
+
+
+def test_train_command_writes_a_usable_model(
+    pack: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "train.yaml"
+    config.write_text(
+        "network: {patch_size: 16, depth: 2, width: 8}\n"
+        "data: {crops_per_epoch: 8, val_crops: 4, batch_size: 4, num_workers: 0}\n"
+        "trainer: {num_sanity_val_steps: 0, accelerator: cpu}\n"
+    )
+    out = tmp_path / "run"
+    argv = ["--quiet", "train", "--train", str(pack), "--val", str(pack), "--out-dir", str(out)]
+    assert cli.main([*argv, "--config", str(config), "--max-epochs", "1", "--seed", "3"]) == 0
+    assert "model" in capsys.readouterr().out
+    field = np.exp(-0.4j * np.arange(24))[None, None, :] * np.ones((1, 20, 24))
+    maps = invert_dime(field, None, 60.0, 1.5e-3, model=out / "model.pt")
+    assert maps["valid"].all() and np.all(maps["magnitude"] > 0)
+    assert cli.main([*argv, "--config", str(config), "--width", "0"]) == 2
+    assert "network.width" in capsys.readouterr().err
+    missing = ["train", "--train", str(tmp_path / "none.zarr"), "--val", str(pack)]
+    assert cli.main([*missing, "--out-dir", str(out)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("dime-pipeline train: error:") and "\n" not in error
+
+
+def test_crops_do_not_depend_on_workers_or_preloading(pack: Path) -> None:
+    """Crops are a function of (seed, key): 2 worker processes reading Zarr lazily give the
+    same epoch as the main process reading from memory."""
+    batches = []
+    for workers, preload in [(0, 2048.0), (2, 0.0)]:
+        config = DataConfig(num_workers=workers, preload_mb=preload, batch_size=4)
+        data = DimeDataModule([pack], [pack], 16, config.model_copy(update={"crops_per_epoch": 8}))
+        data.setup("fit")
+        loader = data.train_dataloader()
+        loader.sampler.set_epoch(3)
+        batches.append(torch.cat([batch["field"] for batch in loader]))
+    assert torch.equal(batches[0], batches[1])
+
+
+def test_inference_package_does_not_import_lightning() -> None:
+    code = "import sys, dime_pipeline.dime; print('lightning' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False"
