@@ -116,7 +116,9 @@ def test_invert_pack_takes_parameters_and_checks_their_type(tmp_path, pack):
     with pytest.raises(TypeError):
         invert_pack(pack, "mmdi", tmp_path / "x.zarr", DIParameters())
     with pytest.raises(UserError, match="method"):
-        invert_pack(pack, "dime", tmp_path / "x.zarr")
+        invert_pack(pack, "mmdi2", tmp_path / "x.zarr")
+    with pytest.raises(UserError, match="model"):
+        invert_pack(pack, "dime", tmp_path / "x.zarr", model=tmp_path / "missing.pt")
     assert not (tmp_path / "x.zarr").exists()
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import logging
 
-METHODS = ("mmdi", "di")
-
 log = logging.getLogger(__name__)
 
 
@@ -30,7 +28,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="NIfTI (.nii, .nii.gz), complex .npy (axes [component, z,] y, x), sample store or "
         "packed dataset",
     )
-    parser.add_argument("--method", required=True, choices=METHODS, help="inversion method")
+    parser.add_argument(
+        "--method",
+        required=True,
+        choices=("dime", "mmdi", "di"),  # inversion.methods.METHODS, kept import-free here
+        help="inversion method",
+    )
+    parser.add_argument(
+        "--model",
+        metavar="MODEL.pt",
+        help="DIME model file (default: $DIME_MODEL, else the pretrained model shipped with "
+        "the package)",
+    )
     parser.add_argument(
         "--frequency-hz",
         type=float,
@@ -75,9 +84,12 @@ def run(args: argparse.Namespace) -> None:
     import numpy as np
 
     from dime_pipeline import userdata
-    from dime_pipeline.inversion import direct_inversion, mmdi
+    from dime_pipeline.errors import UserError
+    from dime_pipeline.inversion.methods import inverter
     from dime_pipeline.inversion.packs import is_pack
 
+    if args.model is not None and args.method != "dime":
+        raise UserError("--model is for --method dime only")
     if is_pack(args.input):
         run_pack(args)
         return
@@ -100,7 +112,7 @@ def run(args: argparse.Namespace) -> None:
         *(1e3 * s for s in volume.voxel_size_m),
         volume.density_kg_m3,
     )
-    invert = mmdi if args.method == "mmdi" else direct_inversion
+    invert, _ = inverter(args.method, args.model)
     result = invert(
         volume.displacement,
         volume.voxel_size_m,
@@ -143,4 +155,4 @@ def run_pack(args: argparse.Namespace) -> None:
         )
     out = userdata.check_output_path(args.out, (".zarr",))
     log.info("inverting every sample of the packed dataset %s with %s", args.input, args.method)
-    invert_pack(args.input, args.method, out)
+    invert_pack(args.input, args.method, out, model=args.model)

@@ -54,7 +54,8 @@ from dime_pipeline.errors import UserError
 
 MODEL_FORMAT = "dime-pipeline/dime-model"
 MODEL_FORMAT_VERSION = 1
-MODEL_ENV = "DIME_MODEL"  # default model file when none is given (the shipped one comes later)
+MODEL_ENV = "DIME_MODEL"  # overrides the shipped model when no model file is given
+SHIPPED_MODEL = Path(__file__).resolve().parent / "pretrained" / "dime-default.pt"
 HANN_FLOOR = 1e-3
 _INPUT_TEXT = "re, im of one component minus tissue mean, / tissue std (floored); mask"
 _OUTPUT_TEXT = "log|G*/(rho omega^2 dy dx)|, arg G* (rad), log-variance of the first"
@@ -125,15 +126,9 @@ def save_model(
 def load_model(
     path: str | Path | None = None, device: str | torch.device | None = None
 ) -> DimeModel:
-    """Read a model file (default: ``$DIME_MODEL``); UserError if missing or not a model."""
-    if path is None:
-        if MODEL_ENV not in os.environ:
-            raise UserError(
-                "no DIME model given: pass a model file written by `dime-pipeline train` "
-                f"(OUT_DIR/model.pt) or set ${MODEL_ENV}"
-            )
-        path = os.environ[MODEL_ENV]
-    path = Path(path)
+    """Read a model file (default: :func:`default_model_path`); UserError if missing or not a
+    model."""
+    path = Path(path) if path is not None else default_model_path()
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -151,6 +146,18 @@ def load_model(
     network.load_state_dict(payload["state_dict"])
     floor = float(payload["normalization"]["channel_floor"])
     return as_model(network, floor, payload.get("metadata"), device)
+
+
+def default_model_path() -> Path:
+    """``$DIME_MODEL`` when set, else the pretrained model shipped with the package."""
+    if MODEL_ENV in os.environ:
+        return Path(os.environ[MODEL_ENV])
+    if not SHIPPED_MODEL.is_file():
+        raise UserError(
+            "no DIME model given and none shipped with this installation: pass a model file "
+            f"written by `dime-pipeline train` (OUT_DIR/model.pt) or set ${MODEL_ENV}"
+        )
+    return SHIPPED_MODEL
 
 
 def hann_window(size: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Baseline inversion (MMDI, DI) of every sample of a packed dataset into an estimates store.
+"""Inversion (DIME, MMDI, DI) of every sample of a packed dataset into an estimates store.
 
 Each row's ``measured`` field (the acquired first harmonic, all components; the method combines
 them by joint least squares) is inverted with the row's own frequency, voxel size, density and
@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy
@@ -21,18 +20,11 @@ import scipy
 from dime_pipeline.datasets import Pack
 from dime_pipeline.errors import UserError
 from dime_pipeline.estimates import Estimates, write_estimates
-from dime_pipeline.inversion.direct import DIParameters, direct_inversion
-from dime_pipeline.inversion.multimodel import MMDIParameters, mmdi
+from dime_pipeline.inversion.methods import METHODS, inverter
 from dime_pipeline.inversion.result import InversionResult
 from dime_pipeline.packing import package_versions
 
 log = logging.getLogger(__name__)
-
-Parameters = DIParameters | MMDIParameters
-BASELINES: dict[str, tuple[Callable[..., InversionResult], type[Parameters]]] = {
-    "mmdi": (mmdi, MMDIParameters),
-    "di": (direct_inversion, DIParameters),
-}
 
 
 def is_pack(path: str | Path) -> bool:
@@ -49,18 +41,16 @@ def invert_pack(
     pack_path: str | Path,
     method: str,
     out_path: str | Path,
-    parameters: Parameters | None = None,
+    parameters: Any = None,
+    model: str | Path | None = None,
 ) -> Estimates:
-    """Invert every row of the pack at ``pack_path`` with ``method`` ('mmdi' or 'di') and write
-    the estimates store ``out_path`` (``dime_pipeline.estimates``); return what was written."""
-    if method not in BASELINES:
-        raise UserError(f"method must be one of {', '.join(BASELINES)}, got {method!r}")
-    invert, parameter_type = BASELINES[method]
-    parameters = parameters or parameter_type()
-    if not isinstance(parameters, parameter_type):
-        raise TypeError(
-            f"{method} takes {parameter_type.__name__}, got {type(parameters).__name__}"
-        )
+    """Invert every row of the pack at ``pack_path`` with ``method`` (``methods.METHODS``) and
+    write the estimates store ``out_path`` (``dime_pipeline.estimates``); return it.
+    ``parameters`` are MMDI/DI parameters (defaults if None); ``model`` is the DIME model file
+    (default: the shipped one)."""
+    if method not in METHODS:
+        raise UserError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    invert, description = inverter(method, model, parameters)
     pack = Pack(pack_path)
     if Path(out_path).resolve() == pack.path.resolve():
         raise UserError(f"{out_path}: the output would replace the packed dataset it reads")
@@ -77,7 +67,6 @@ def invert_pack(
                 float(pack.arrays["frequency_hz"][row]),
                 float(pack.arrays["density_kg_m3"][row]),
                 masks[row],
-                parameters,
             )
         except ValueError as error:  # non-finite field, bad frequency or voxel size
             raise UserError(f"{pack.path}: sample {row}: {error}") from None
@@ -92,7 +81,7 @@ def invert_pack(
         seed=pack.column("seed"),
         attrs={
             "method": method,
-            "parameters": asdict(parameters),
+            "parameters": description,
             "source": str(pack_path),
             "split": pack.attrs.get("split"),
             "config_hash": pack.attrs.get("config_hash"),
