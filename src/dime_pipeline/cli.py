@@ -16,7 +16,18 @@ from dime_pipeline import __version__
 from dime_pipeline.errors import UserError
 
 # Order is the order of the pipeline; a command is listed here only once it works.
-COMMANDS = ("config", "phantom", "simulate", "summarize", "acquire", "pack", "train", "invert")
+COMMANDS = (
+    "config",
+    "phantom",
+    "simulate",
+    "summarize",
+    "acquire",
+    "pack",
+    "train",
+    "invert",
+    "evaluate",
+    "report",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -81,7 +81,8 @@ def _first_containing_simplex(
     tdim = mesh.topology.dim
     offsets, cells = candidates.offsets, candidates.array
     point_index = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-    vertices = mesh.geometry.x[mesh.geometry.dofmaps[0][cells]][:, :, :tdim]  # (pairs, tdim+1, tdim)
+    # (pairs, tdim + 1, tdim) vertex coordinates of every candidate cell
+    vertices = mesh.geometry.x[mesh.geometry.dofmaps[0][cells]][:, :, :tdim]
     edges = vertices[:, 1:, :] - vertices[:, :1, :]  # (pairs, tdim, tdim)
     rhs = points[point_index, :tdim] - vertices[:, 0, :]
     local = np.linalg.solve(np.transpose(edges, (0, 2, 1)), rhs[..., None])[..., 0]
