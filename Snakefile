@@ -1,4 +1,5 @@
-# dime-pipeline: phantoms → FEM solves → sample stores → (datasets, DIME, evaluation, report).
+# dime-pipeline: phantoms → FEM solves → sample stores → acquisition → datasets →
+# DIME / MMDI / DI inversions → evaluation → results/report/index.html.
 # Run `snakemake --cores N`; every rule calls the `dime-pipeline` command line.
 from snakemake.utils import min_version
 
@@ -17,6 +18,8 @@ include: "workflow/rules/phantoms.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/acquire.smk"
 include: "workflow/rules/invert.smk"
+include: "workflow/rules/dime.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:
@@ -24,4 +27,4 @@ rule all:
     input:
         summary="results/samples/summary.json",
         datasets=expand("results/datasets/{split}.zarr", split=("train", "val", "test")),
-        inversions=expand("results/inversions/{method}/test.zarr", method=BASELINE_METHODS),
+        report="results/report/index.html",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import gmsh
 import numpy as np
 import pytest
@@ -10,7 +12,14 @@ from dime_pipeline.cli import main
 from dime_pipeline.config import validate_config
 from dime_pipeline.phantoms import make_phantom
 from dime_pipeline.phantoms.homogeneous import draw_homogeneous, shear_wavelength
-from dime_pipeline.phantoms.spec import ABSORBING_TAG, DRIVER_TAG, read_spec
+from dime_pipeline.phantoms.spec import (
+    ABSORBING_TAG,
+    DRIVER_TAG,
+    FREE_TAG,
+    Grid,
+    PhantomSpec,
+    read_spec,
+)
 from dime_pipeline.seeding import sample_seed
 
 SMALL = {"grid": {"shape": [32, 32], "voxel_size_mm": 3.0}}
@@ -92,3 +101,44 @@ def test_unknown_family_and_bad_folder_are_one_line(tmp_path, capsys):
     assert main(["simulate", str(tmp_path), "--out", str(tmp_path / "s.zarr")]) == 2
     assert "not a phantom folder" in capsys.readouterr().err
     assert not (tmp_path / "s.zarr").exists()
+
+
+def test_pixel_centres_2d_follow_origin_and_c_order():
+    grid = Grid(shape=(2, 3), voxel_size_m=1e-3, origin_m=(0.01, 0.02, 0.0))
+    centres = grid.pixel_centres()
+    assert centres.shape == (6, 3)
+    assert np.allclose(centres[0], [0.0105, 0.0205, 0.0])
+    assert np.allclose(centres[1], [0.0115, 0.0205, 0.0])  # x varies fastest (C order, (ny, nx))
+    assert np.allclose(centres[3], [0.0105, 0.0215, 0.0])
+    assert np.allclose(Grid(shape=(4, 4), voxel_size_m=2.0).pixel_centres()[5], [3.0, 3.0, 0.0])
+
+
+def test_pixel_centres_3d_are_slice_centres_in_c_order():
+    grid = Grid(
+        shape=(2, 3, 4),
+        voxel_size_m=1e-3,
+        origin_m=(0.0, 0.0, -0.005),
+        slice_thickness_m=4e-3,
+        slice_spacing_m=5e-3,
+    )
+    centres = grid.pixel_centres()
+    assert centres.shape == (24, 3)
+    k, j, i = 1, 2, 3
+    assert np.allclose(centres[(k * 3 + j) * 4 + i], [3.5e-3, 2.5e-3, -0.005 + 1.5 * 5e-3])
+    assert np.allclose(np.unique(centres[:, 2]), [-2.5e-3, 2.5e-3])  # centred on z = 0
+    x, y, z = grid.axes()
+    assert len(x) == 4 and len(y) == 3 and len(z) == 2
+
+
+def test_spec_written_before_the_extension_still_loads():
+    spec = draw_homogeneous(validate_config(SMALL), 3)
+    raw = json.loads(spec.to_json())
+    for key in ("modulus_field", "boundary_tags"):
+        del raw[key]
+    for key in ("origin_m", "slice_thickness_m", "slice_spacing_m"):
+        del raw["grid"][key]
+    for key in ("centre_m", "axis", "radius_m", "depth_m"):
+        del raw["driver"][key]
+    assert PhantomSpec.from_json(json.dumps(raw)) == spec
+    assert spec.boundary_tags == {"driver": DRIVER_TAG, "absorbing": ABSORBING_TAG}
+    assert FREE_TAG not in (DRIVER_TAG, ABSORBING_TAG)

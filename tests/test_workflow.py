@@ -19,6 +19,18 @@ TINY = {
     "seed": 9,
     "samples": {"homogeneous": 3},
     "grid": {"shape": [32, 32], "voxel_size_mm": 3.0},
+    # A tiny training run: this checks the train rule's plumbing, not DIME's accuracy.
+    "dime": {
+        "model": "trained",
+        "max_epochs": 1,
+        "crops_per_epoch": 64,
+        "batch_size": 16,
+        "num_workers": 0,
+        "patch_size": 16,
+        "width": 8,
+        "depth": 2,
+        "accelerator": "cpu",
+    },
 }
 
 
@@ -57,15 +69,22 @@ def test_snakemake_runs_the_study(repo, workdir, tool_env):
     assert np.sum(np.isinf(snrs)) == 3 and np.allclose(snrs[np.isfinite(snrs)], 10.0)
     # The test set inverted by each baseline: one row per test-pack sample, same seeds and mask.
     test = packs["test"]
-    for method in ("mmdi", "di"):
+    for method in ("dime", "mmdi", "di"):
         estimates = read_estimates(workdir / f"results/inversions/{method}/test.zarr")
         assert estimates.modulus.shape == (len(test), 32, 32)
         assert estimates.seed.tolist() == test.column("seed").tolist()
         assert np.array_equal(estimates.mask, test.column("mask"))
         assert estimates.attrs["method"] == method
         assert estimates.attrs["config_hash"] == test.attrs["config_hash"]
+    for method in ("mmdi", "di"):
         assert (workdir / f"results/logs/invert_baseline/{method}/test.log").exists()
         assert (workdir / f"results/benchmarks/invert_baseline/{method}/test.tsv").exists()
+    assert (workdir / "results/dime/checkpoints/last.ckpt").exists()
+    # The report: self-contained, every method in the summary.
+    html = (workdir / "results/report/index.html").read_text()
+    assert "data:image/png;base64," in html and "Training" in html
+    summary = json.loads((workdir / "results/metrics/summary.json").read_text())
+    assert set(summary["table"]["homogeneous"]) == {"dime", "mmdi", "di"}
     # Nothing left to do afterwards.
     again = _snakemake(repo, workdir, tool_env, "-n", "--cores", "2")
     assert again.returncode == 0

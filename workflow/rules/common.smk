@@ -79,3 +79,34 @@ def acquire_options():
 def pack_fractions():
     fractions = SETTINGS.datasets.fractions
     return f"{fractions.train} {fractions.val} {fractions.test}"
+
+
+EVALUATED_METHODS = ("dime", "mmdi", "di")
+BASELINE_METHODS = ("mmdi", "di")
+FIGURE_KINDS = ("maps", "scatter", "bland_altman", "noise", "sweeps")
+TRAINED_MODEL = "results/dime/model.pt"
+
+
+def dime_model_input():
+    """The trained model when the study trains one; nothing (the shipped model) otherwise."""
+    return [TRAINED_MODEL] if SETTINGS.dime.model == "trained" else []
+
+
+def dime_model_option():
+    return f"--model {TRAINED_MODEL}" if SETTINGS.dime.model == "trained" else ""
+
+
+def training_log_input():
+    return ["results/dime/logs/metrics.csv"] if SETTINGS.dime.model == "trained" else []
+
+
+def figure_folder(kind, patterns, subcategory, labels):
+    """A folder of evaluation figures; `snakemake --report` shows each file with its caption."""
+    return report(
+        directory(f"results/figures/{kind}"),
+        patterns=patterns,
+        caption=f"../report/{kind}.rst",
+        category="Evaluation",
+        subcategory=subcategory,
+        labels=labels,
+    )

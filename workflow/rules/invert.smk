@@ -1,6 +1,5 @@
 # Baseline inversions (MMDI, DI) of the test set: one estimates store per method.
 
-BASELINE_METHODS = ("mmdi", "di")
 
 
 rule invert_baseline:

@@ -11,13 +11,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "phantom",
         help="generate one phantom (gmsh mesh + material and driver description)",
         description="Draw a random phantom of FAMILY from SEED and write DIR/mesh.msh (gmsh, "
-        "region and boundary tags) and DIR/phantom.json. The same arguments give "
-        "byte-identical files.",
+        "region and boundary tags), DIR/phantom.json, DIR/modulus_field.npy (phantoms with a "
+        "random modulus field) and DIR/preview.png (regions and |G*| in kPa). The same "
+        "arguments give byte-identical mesh, JSON and field files.",
     )
-    parser.add_argument("family", metavar="FAMILY", help="phantom family: homogeneous")
+    parser.add_argument(
+        "family", metavar="FAMILY", help="phantom family: homogeneous, heterogeneous or liver"
+    )
     parser.add_argument("--seed", type=int, required=True, help="the sample's seed (>= 0)")
-    parser.add_argument("--dim", type=int, choices=(2,), default=2, help="dimension (2)")
+    parser.add_argument(
+        "--dim", type=int, choices=(2, 3), help="dimension (default: the config's dim)"
+    )
     parser.add_argument("--config", type=Path, help="study config YAML (default: packaged)")
+    parser.add_argument("--no-preview", action="store_true", help="skip DIR/preview.png")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     parser.set_defaults(handler=run)
 
@@ -29,4 +35,7 @@ def run(args: argparse.Namespace) -> None:
 
     if args.seed < 0:
         raise UserError(f"--seed must be >= 0 (got {args.seed})")
-    make_phantom(args.family, args.seed, load_config(args.config), args.out)
+    config = load_config(args.config)
+    make_phantom(
+        args.family, args.seed, config, args.out, dim=args.dim, preview=not args.no_preview
+    )

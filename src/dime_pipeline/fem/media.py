@@ -51,9 +51,13 @@ def medium_from_cell_values(
 
 
 def medium_from_regions(
-    mesh: dolfinx.mesh.Mesh, cell_tags: dolfinx.mesh.MeshTags, regions: Sequence[Region]
+    mesh: dolfinx.mesh.Mesh,
+    cell_tags: dolfinx.mesh.MeshTags,
+    regions: Sequence[Region],
+    shear_multiplier: np.ndarray | None = None,
 ) -> Medium:
-    """A :class:`Medium` with each region's material on the cells tagged with its tag."""
+    """A :class:`Medium` with each region's material on the cells tagged with its tag, G*
+    optionally multiplied per cell (a smooth random field, 1 where it does not apply)."""
     num_cells = (
         mesh.topology.index_map(mesh.topology.dim).size_local
         + mesh.topology.index_map(mesh.topology.dim).num_ghosts
@@ -67,6 +71,8 @@ def medium_from_regions(
         shear[cells] = region.shear_modulus
         bulk[cells] = region.bulk_modulus_pa
         density[cells] = region.density_kg_m3
+    if shear_multiplier is not None:
+        shear *= shear_multiplier
     if np.any(density == 0):
         missing = sorted(set(np.unique(tags[density == 0]).tolist()))
         raise ValueError(f"cells tagged {missing} belong to no region of the phantom")

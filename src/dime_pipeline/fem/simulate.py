@@ -27,7 +27,8 @@ from dime_pipeline.fem.solvers import (
     solve_antiplane,
     solve_elastic,
 )
-from dime_pipeline.phantoms.spec import ABSORBING_TAG, DRIVER_TAG, MESH_FILE, PhantomSpec, read_spec
+from dime_pipeline.phantoms.fields import sample_field
+from dime_pipeline.phantoms.spec import MESH_FILE, PhantomSpec, read_spec
 from dime_pipeline.store import Sample, write_sample
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,10 @@ def simulate(
 
     start = time.perf_counter()
     mesh, cell_tags, facet_tags = read_mesh(Path(phantom_dir) / MESH_FILE, comm, gdim=spec.dim)
-    medium = medium_from_regions(mesh, cell_tags, spec.regions)
+    field = _modulus_field(spec, Path(phantom_dir))
+    medium = medium_from_regions(
+        mesh, cell_tags, spec.regions, _cell_multiplier(spec, field, mesh, cell_tags)
+    )
     timings["mesh"] = time.perf_counter() - start
 
     try:
@@ -70,7 +74,12 @@ def simulate(
     if comm.rank == 0:
         start = time.perf_counter()
         facts = _solver_facts(mesh, solutions, options, timings)
-        write_sample(out, _assemble_sample(spec, displacement, labels, inside, facts))
+        sample = _assemble_sample(spec, displacement, labels, inside, facts)
+        if field is not None:  # ground truth carries the same smooth field as the solver
+            multiplier = sample_field(spec.modulus_field, field, spec.grid.pixel_centres())
+            applies = np.isin(sample.labels, spec.modulus_field.region_tags)
+            sample.modulus[applies] *= multiplier.reshape(sample.modulus.shape)[applies]
+        write_sample(out, sample)
         timings["write"] = time.perf_counter() - start
     timings["total"] = time.perf_counter() - total
     log.info("simulated %s: %s", out, {k: round(v, 3) for k, v in timings.items()})
@@ -89,8 +98,12 @@ def _solve_fields(
     omega = spec.angular_frequency
     dim = spec.dim
 
+    # Untagged and "free" facets are traction-free (skin against air); "absorbing" emulates an
+    # unbounded medium.
+    absorbing = [spec.boundary_tags[name] for name in ("absorbing",) if name in spec.boundary_tags]
+
     def boundary(value: complex | np.ndarray) -> Boundary:
-        return Boundary(prescribed={DRIVER_TAG: value}, absorbing=[ABSORBING_TAG])
+        return Boundary(prescribed={spec.boundary_tags["driver"]: value}, absorbing=absorbing)
 
     elastic = solve_elastic(
         medium,
@@ -142,8 +155,41 @@ def _sample(
     return displacement, labels[:, 0], centre_sampler.inside
 
 
+def _modulus_field(spec: PhantomSpec, phantom_dir: Path) -> np.ndarray | None:
+    """The smooth G* multiplier of the phantom (None when it has none)."""
+    if spec.modulus_field is None:
+        return None
+    path = phantom_dir / spec.modulus_field.file
+    try:
+        values = np.load(path)
+    except (OSError, ValueError) as error:
+        raise UserError(
+            f"{phantom_dir}: cannot read the modulus field {path.name} ({error})"
+        ) from None
+    if values.shape != tuple(spec.modulus_field.shape) or not np.all(np.isfinite(values)):
+        raise UserError(f"{path}: modulus field does not match its description in phantom.json")
+    return values
+
+
+def _cell_multiplier(
+    spec: PhantomSpec,
+    field: np.ndarray | None,
+    mesh: dolfinx.mesh.Mesh,
+    cell_tags: dolfinx.mesh.MeshTags,
+) -> np.ndarray | None:
+    """The field at every local cell's midpoint for the regions it applies to, else 1."""
+    if field is None:
+        return None
+    tdim = mesh.topology.dim
+    index_map = mesh.topology.index_map(tdim)
+    cells = np.arange(index_map.size_local + index_map.num_ghosts, dtype=np.int32)
+    midpoints = dolfinx.mesh.compute_midpoints(mesh, tdim, cells)
+    applies = np.isin(cell_region_tags(mesh, cell_tags), spec.modulus_field.region_tags)
+    return np.where(applies, sample_field(spec.modulus_field, field, midpoints), 1.0)
+
+
 def _slice_offsets(spec: PhantomSpec) -> np.ndarray:
-    thickness = getattr(spec.grid, "slice_thickness_m", None)
+    thickness = spec.grid.slice_thickness_m
     if spec.dim == 2 or not thickness:
         return np.zeros((1, 3))
     z = ((np.arange(SLICE_POINTS) + 0.5) / SLICE_POINTS - 0.5) * thickness
@@ -187,14 +233,15 @@ def _assemble_sample(
         modulus[labels == region.tag] = region.shear_modulus
     voxel = [spec.grid.voxel_size_m] * 2
     if spec.dim == 3:
-        voxel = [getattr(spec.grid, "slice_spacing_m", spec.grid.voxel_size_m), *voxel]
+        voxel = [spec.grid.slice_spacing_m, *voxel]
     attrs = {
         "family": spec.family,
         "seed": spec.seed,
         "dim": spec.dim,
         "frequency_hz": spec.frequency_hz,
         "voxel_size_m": voxel,
-        "density_kg_m3": spec.regions[0].density_kg_m3,
+        # Inversions take one density: the median over the tissue voxels (regions may differ).
+        "density_kg_m3": _median_density(spec, labels[inside]),
         "config_hash": spec.config_hash,
         "components": ["x", "y", "z"],
         "units": {"displacement": "m", "modulus": "Pa"},
@@ -210,3 +257,9 @@ def _assemble_sample(
         labels=labels.reshape(shape).astype(np.int16),
         attrs=attrs,
     )
+
+
+def _median_density(spec: PhantomSpec, tissue_labels: np.ndarray) -> float:
+    density = {region.tag: region.density_kg_m3 for region in spec.regions}
+    values = [density[tag] for tag in tissue_labels.tolist() if tag in density]
+    return float(np.median(values)) if values else spec.regions[0].density_kg_m3

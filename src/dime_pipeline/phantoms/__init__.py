@@ -6,29 +6,61 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from dime_pipeline.config import PipelineConfig
 from dime_pipeline.errors import UserError
+from dime_pipeline.phantoms.heterogeneous import draw_heterogeneous
 from dime_pipeline.phantoms.homogeneous import draw_homogeneous
-from dime_pipeline.phantoms.spec import MESH_FILE, SPEC_FILE, PhantomSpec
+from dime_pipeline.phantoms.liver import draw_liver
+from dime_pipeline.phantoms.spec import MESH_FILE, PREVIEW_FILE, SPEC_FILE, PhantomSpec
 from dime_pipeline.store import atomic_directory
 
 log = logging.getLogger(__name__)
 
 GENERATORS: dict[str, Callable[[PipelineConfig, int], PhantomSpec]] = {
     "homogeneous": draw_homogeneous,
+    "heterogeneous": draw_heterogeneous,
+    "liver": draw_liver,
 }
 
 
-def make_phantom(family: str, seed: int, config: PipelineConfig, out_dir: Path) -> PhantomSpec:
-    """Draw a phantom of ``family`` from ``seed``, mesh it, and write ``out_dir`` atomically."""
-    from dime_pipeline.phantoms.meshing import mesh_phantom
-
+def draw_phantom(
+    family: str, seed: int, config: PipelineConfig, dim: int | None = None
+) -> PhantomSpec:
+    """The spec of phantom ``family`` drawn from ``seed`` (``dim`` overrides ``config.dim``)."""
     if family not in GENERATORS:
         raise UserError(f"unknown phantom family '{family}' (choose from {', '.join(GENERATORS)})")
-    spec = GENERATORS[family](config, seed)
+    if dim is not None and dim != config.dim:
+        # The spec's config hash then describes the config the phantom was really drawn with.
+        config = config.model_validate({**config.model_dump(), "dim": dim})
+    return GENERATORS[family](config, seed)
+
+
+def make_phantom(
+    family: str,
+    seed: int,
+    config: PipelineConfig,
+    out_dir: Path,
+    dim: int | None = None,
+    preview: bool = True,
+) -> PhantomSpec:
+    """Draw a phantom of ``family`` from ``seed``, mesh it, and write ``out_dir`` atomically:
+    ``mesh.msh``, ``phantom.json``, ``modulus_field.npy`` (when the spec has a field) and
+    ``preview.png`` (unless ``preview`` is False)."""
+    from dime_pipeline.phantoms.fields import realize
+    from dime_pipeline.phantoms.meshing import mesh_phantom
+
+    spec = draw_phantom(family, seed, config, dim)
     with atomic_directory(Path(out_dir)) as tmp:
         tmp.mkdir()
+        if spec.modulus_field is not None:
+            np.save(tmp / spec.modulus_field.file, realize(spec.modulus_field))
         mesh_phantom(spec, tmp / MESH_FILE)
         (tmp / SPEC_FILE).write_text(spec.to_json() + "\n")
-    log.info("wrote phantom %s (family %s, seed %d)", out_dir, family, seed)
+        if preview:
+            from dime_pipeline.phantoms.preview import write_preview
+
+            write_preview(spec, tmp, tmp / PREVIEW_FILE)
+    log.info("wrote phantom %s (family %s, dim %d, seed %d)", out_dir, family, spec.dim, seed)
     return spec

@@ -1,27 +1,81 @@
-"""Homogeneous 2D phantoms: a rounded tissue domain of random size and one random material."""
+"""Homogeneous phantoms: a rounded tissue domain of random size and one random material.
+
+2D: a star-shaped outline with a driver arc. 3D: an ellipsoid (random semi-axes, rotated about
+z) with a circular driver patch on its side. The rest of the boundary is absorbing: the domain
+stands for a piece of an unbounded medium. Helpers shared by the other families live here too.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import numpy as np
 
 from dime_pipeline.config import PipelineConfig
 from dime_pipeline.materials import complex_modulus
+from dime_pipeline.phantoms.meshing import ellipsoid_level, rotation_matrix
 from dime_pipeline.phantoms.spec import Driver, Grid, PhantomSpec, Region
 from dime_pipeline.seeding import generator
 
 SHAPE_MODES = (2, 3, 4)  # Fourier modes of the boundary radius: smooth, organ-like outlines
+DRIVER_ELEVATION_RAD = np.deg2rad(30.0)  # 3D patch centres stay within ±30° of the equator
 
 
 def draw_homogeneous(config: PipelineConfig, seed: int) -> PhantomSpec:
     """Draw every random choice of one homogeneous phantom from its own stream."""
     rng = generator(seed)
     frequency = rng.uniform(config.frequency_hz.min, config.frequency_hz.max)
+    storage_ref, loss_ref = draw_storage_loss(config, rng)
+    tissue = material_region(config, 1, "tissue", storage_ref, loss_ref, frequency)
+    if config.dim == 2:
+        grid = make_grid(config)
+        geometry = draw_outline(config, rng)
+        driver = draw_arc_driver(config, rng)
+    else:
+        grid = make_grid(config)
+        ellipsoid = draw_ellipsoid(config, rng, region=1)
+        driver = draw_patch_driver(config, rng, ellipsoid)
+        geometry = volume_geometry(ellipsoid)
+    return PhantomSpec(
+        family="homogeneous",
+        seed=seed,
+        dim=config.dim,
+        frequency_hz=frequency,
+        regions=(tissue,),
+        driver=driver,
+        grid=grid,
+        mesh_size_m=mesh_size(config, (tissue,), frequency),
+        geometry=geometry,
+        config_hash=config.digest(),
+    )
+
+
+# ---------------------------------------------------------------- materials and sizes
+
+
+def draw_storage_loss(config: PipelineConfig, rng: np.random.Generator) -> tuple[float, float]:
+    """(G', G'') at the reference frequency from ``materials``' ranges."""
     materials = config.materials
     storage_ref = 1e3 * rng.uniform(
         materials.storage_modulus_kpa.min, materials.storage_modulus_kpa.max
     )
-    loss_ref = storage_ref * rng.uniform(materials.loss_ratio.min, materials.loss_ratio.max)
-    # The ranges apply at the reference frequency; the frequency model carries G* to this one.
+    return storage_ref, storage_ref * rng.uniform(
+        materials.loss_ratio.min, materials.loss_ratio.max
+    )
+
+
+def material_region(
+    config: PipelineConfig,
+    tag: int,
+    name: str,
+    storage_ref: float,
+    loss_ref: float,
+    frequency: float,
+    density: float | None = None,
+) -> Region:
+    """A region whose G* is (storage, loss) at the reference frequency, carried to
+    ``frequency`` by the configured frequency model."""
+    materials = config.materials
     modulus = complex_modulus(
         materials.frequency_model,
         storage_ref,
@@ -29,33 +83,13 @@ def draw_homogeneous(config: PipelineConfig, seed: int) -> PhantomSpec:
         materials.reference_frequency_hz,
         frequency,
     )
-    tissue = Region(
-        tag=1,
-        name="tissue",
+    return Region(
+        tag=tag,
+        name=name,
         storage_modulus_pa=modulus.real,
         loss_modulus_pa=modulus.imag,
-        density_kg_m3=materials.density_kg_m3,
+        density_kg_m3=materials.density_kg_m3 if density is None else density,
         bulk_modulus_pa=materials.bulk_modulus_gpa * 1e9,
-    )
-    grid = Grid(shape=tuple(config.grid.shape), voxel_size_m=config.grid.voxel_size_m)
-    geometry = _draw_outline(config, rng)
-    driver = _draw_driver(config, rng)
-    wavelength = shear_wavelength(tissue.shear_modulus, tissue.density_kg_m3, frequency)
-    mesh_size = min(
-        wavelength / config.mesh.elements_per_wavelength,
-        config.mesh.max_size_voxels * grid.voxel_size_m,
-    )
-    return PhantomSpec(
-        family="homogeneous",
-        seed=seed,
-        dim=2,
-        frequency_hz=frequency,
-        regions=(tissue,),
-        driver=driver,
-        grid=grid,
-        mesh_size_m=mesh_size,
-        geometry=geometry,
-        config_hash=config.digest(),
     )
 
 
@@ -65,7 +99,52 @@ def shear_wavelength(shear_modulus: complex, density: float, frequency_hz: float
     return float(2 * np.pi / k.real)
 
 
-def _draw_outline(config: PipelineConfig, rng: np.random.Generator) -> dict:
+def mesh_size(
+    config: PipelineConfig,
+    regions: Iterable[Region],
+    frequency: float,
+    softest_multiplier: dict[int, float] | None = None,
+) -> float:
+    """min(shortest shear wavelength / elements_per_wavelength, max_size_voxels voxels).
+
+    ``softest_multiplier`` gives, per region tag, the smallest modulus-field factor there
+    (λ scales with sqrt(|G*|))."""
+    factors = softest_multiplier or {}
+    shortest = min(
+        shear_wavelength(r.shear_modulus * factors.get(r.tag, 1.0), r.density_kg_m3, frequency)
+        for r in regions
+    )
+    return min(
+        shortest / config.mesh.elements_per_wavelength,
+        config.mesh.max_size_voxels * config.grid.voxel_size_m,
+    )
+
+
+def make_grid(config: PipelineConfig, z_centre: float = 0.0) -> Grid:
+    """The sampling grid: (ny, nx) in 2D; in 3D ``grid.slices`` slices centred on z_centre."""
+    grid = config.grid
+    if config.dim == 2:
+        return Grid(shape=tuple(grid.shape), voxel_size_m=grid.voxel_size_m)
+    z0 = z_centre - 0.5 * grid.slices * grid.slice_spacing_m
+    return Grid(
+        shape=(grid.slices, *grid.shape),
+        voxel_size_m=grid.voxel_size_m,
+        origin_m=(0.0, 0.0, float(z0)),
+        slice_thickness_m=grid.slice_thickness_m,
+        slice_spacing_m=grid.slice_spacing_m,
+    )
+
+
+def slab_half_height(config: PipelineConfig) -> float:
+    """Half the z extent of the slice stack, slice thickness included."""
+    grid = config.grid
+    return 0.5 * ((grid.slices - 1) * grid.slice_spacing_m + grid.slice_thickness_m)
+
+
+# ---------------------------------------------------------------- 2D domain and driver
+
+
+def draw_outline(config: PipelineConfig, rng: np.random.Generator) -> dict:
     """A star-shaped outline r(θ) = R (1 + Σ a_m cos(mθ + φ_m)), centred near the FOV centre."""
     fov_y, fov_x = config.grid.field_of_view_m
     edge = min(fov_x, fov_y)
@@ -90,16 +169,120 @@ def _draw_outline(config: PipelineConfig, rng: np.random.Generator) -> dict:
     }
 
 
-def _draw_driver(config: PipelineConfig, rng: np.random.Generator) -> Driver:
+def random_direction(rng: np.random.Generator) -> tuple[float, float, float]:
+    direction = rng.normal(size=3)
+    direction /= np.linalg.norm(direction)
+    return tuple(float(d) for d in direction)
+
+
+def draw_arc_driver(config: PipelineConfig, rng: np.random.Generator) -> Driver:
     """Driver arc at a random angle; direction uniform on the sphere, so every sample has in-plane
     and through-plane motion in random proportions."""
     start = rng.uniform(0, 2 * np.pi)
     arc = np.deg2rad(rng.uniform(config.driver.arc_deg.min, config.driver.arc_deg.max))
-    direction = rng.normal(size=3)
-    direction /= np.linalg.norm(direction)
     return Driver(
         start_angle_rad=float(start),
         arc_rad=float(arc),
         amplitude_m=config.driver.amplitude_um * 1e-6,
-        direction=tuple(float(d) for d in direction),
+        direction=random_direction(rng),
     )
+
+
+# ---------------------------------------------------------------- 3D domain and driver
+
+
+def draw_ellipsoid(config: PipelineConfig, rng: np.random.Generator, region: int) -> dict:
+    """An ellipsoid near the FOV centre (z = 0), rotated about z, tall enough for the slices."""
+    fov_y, fov_x = config.grid.field_of_view_m
+    edge = min(fov_x, fov_y)
+    radius = edge * rng.uniform(
+        config.domain.radius_fraction.min, config.domain.radius_fraction.max
+    )
+    semi = radius * (1 + config.domain.roughness * rng.uniform(-1, 1, 3))
+    semi[2] = max(semi[2], slab_half_height(config) + 2 * config.grid.voxel_size_m)
+    angle = rng.uniform(0, np.pi)
+    slack = max(0.0, 0.5 * edge - semi[:2].max())
+    centre = (
+        0.5 * fov_x + rng.uniform(-slack, slack) * 0.5,
+        0.5 * fov_y + rng.uniform(-slack, slack) * 0.5,
+        0.0,
+    )
+    return {
+        "type": "ellipsoid",
+        "region": region,
+        "centre_m": [float(c) for c in centre],
+        "semi_axes_m": [float(s) for s in semi],
+        "rotation": {"axis": [0.0, 0.0, 1.0], "angle_rad": float(angle)},
+    }
+
+
+def volume_geometry(domain: dict, shapes: list[dict] | None = None) -> dict:
+    """Geometry of an ellipsoid-bounded 3D phantom (absorbing outside the driver patch)."""
+    return {
+        "kind": "ellipsoid",
+        "centre_m": domain["centre_m"],
+        "shapes": [domain, *(shapes or [])],
+        "boundary": {"rest": "absorbing"},
+    }
+
+
+def draw_patch_driver(config: PipelineConfig, rng: np.random.Generator, domain: dict) -> Driver:
+    """A circular patch on the ellipsoid's side: centre at a random azimuth (elevation within
+    ±30°), radius from ``driver.arc_deg`` (the angle the patch subtends at the centre)."""
+    azimuth = rng.uniform(0, 2 * np.pi)
+    elevation = rng.uniform(-DRIVER_ELEVATION_RAD, DRIVER_ELEVATION_RAD)
+    arc = np.deg2rad(rng.uniform(config.driver.arc_deg.min, config.driver.arc_deg.max))
+    ray = np.array(
+        [
+            np.cos(elevation) * np.cos(azimuth),
+            np.cos(elevation) * np.sin(azimuth),
+            np.sin(elevation),
+        ]
+    )
+    centre = np.asarray(domain["centre_m"])
+    point = centre + ray / ellipsoid_level(domain, (centre + ray)[None])[0]
+    normal = _ellipsoid_normal(domain, point)
+    radius = np.linalg.norm(point - centre) * np.sin(arc / 2)
+    depth = _ellipsoid_sag(domain, point, normal, radius) + 0.25 * radius
+    return Driver(
+        start_angle_rad=float(azimuth - arc / 2),
+        arc_rad=float(arc),
+        amplitude_m=config.driver.amplitude_um * 1e-6,
+        direction=random_direction(rng),
+        centre_m=tuple(float(v) for v in point),
+        axis=tuple(float(v) for v in normal),
+        radius_m=float(radius),
+        depth_m=float(depth),
+    )
+
+
+def _ellipsoid_frame(domain: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rotation = domain["rotation"]
+    matrix = rotation_matrix(rotation["axis"], rotation["angle_rad"])
+    return matrix, np.asarray(domain["centre_m"]), np.asarray(domain["semi_axes_m"])
+
+
+def _ellipsoid_normal(domain: dict, point: np.ndarray) -> np.ndarray:
+    matrix, centre, semi = _ellipsoid_frame(domain)
+    local = matrix.T @ (point - centre)
+    normal = matrix @ (local / semi**2)
+    return normal / np.linalg.norm(normal)
+
+
+def _ellipsoid_sag(domain: dict, point: np.ndarray, normal: np.ndarray, radius: float) -> float:
+    """How far the surface falls below the tangent plane at ``point`` within ``radius``."""
+    matrix, centre, semi = _ellipsoid_frame(domain)
+    e1 = np.cross(normal, [0.0, 0.0, 1.0] if abs(normal[2]) < 0.9 else [1.0, 0.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(normal, e1)
+    sag = 0.0
+    for phi in np.linspace(0, 2 * np.pi, 72, endpoint=False):
+        rim = point + radius * (np.cos(phi) * e1 + np.sin(phi) * e2)
+        p = matrix.T @ (rim - centre) / semi
+        d = matrix.T @ (-normal) / semi
+        a, b, c = d @ d, 2 * p @ d, p @ p - 1
+        disc = b * b - 4 * a * c
+        if disc < 0:
+            raise ValueError("driver patch wider than the domain")
+        sag = max(sag, (-b - np.sqrt(disc)) / (2 * a))
+    return float(sag)

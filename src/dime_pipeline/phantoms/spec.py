@@ -1,13 +1,15 @@
 """The phantom description written beside the mesh (``phantom.json``) and read by ``simulate``.
 
 Everything the solver needs that is not geometry lives here, in SI units: regions and their
-materials at the simulated frequency, the driver, the sampling grid and the mesh size used.
+materials at the simulated frequency, the driver, the sampling grid, the mesh size used and, when
+present, a smooth random modulus field (``modulus_field.npy``) that multiplies some regions' G*.
+Fields added after the first release have defaults, so older ``phantom.json`` files still load.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +19,15 @@ from dime_pipeline.errors import UserError
 
 SPEC_FILE = "phantom.json"
 MESH_FILE = "mesh.msh"
+FIELD_FILE = "modulus_field.npy"
+PREVIEW_FILE = "preview.png"
 SPEC_VERSION = 1
 
-# Facet tags of the gmsh physical groups.
-DRIVER_TAG = 1
-ABSORBING_TAG = 2
+# Facet tags of the gmsh physical groups (dimension dim - 1).
+DRIVER_TAG = 1  # prescribed displacement amplitude_m * direction
+ABSORBING_TAG = 2  # first-order absorbing: emulates an unbounded medium (or a truncated body)
+FREE_TAG = 3  # traction-free: skin against air
+BOUNDARY_NAMES = {DRIVER_TAG: "driver", ABSORBING_TAG: "absorbing", FREE_TAG: "free"}
 
 
 @dataclass(frozen=True)
@@ -42,30 +48,90 @@ class Region:
 
 @dataclass(frozen=True)
 class Driver:
-    """A prescribed harmonic displacement ``amplitude_m * direction`` on a boundary arc."""
+    """A prescribed harmonic displacement ``amplitude_m * direction`` on a boundary patch.
+
+    2D: the outline between polar angles ``start_angle_rad`` and ``start_angle_rad + arc_rad``
+    about ``geometry["centre_m"]``. 3D: the surface inside a cylinder of ``radius_m`` around
+    ``axis`` (outward unit normal) through ``centre_m`` (a point on the surface), cut
+    ``depth_m`` deep; the angles then give the patch's azimuthal extent, for information.
+    """
 
     start_angle_rad: float
     arc_rad: float
     amplitude_m: float
     direction: tuple[float, float, float]
+    centre_m: tuple[float, float, float] | None = None
+    axis: tuple[float, float, float] | None = None
+    radius_m: float | None = None
+    depth_m: float | None = None
 
 
 @dataclass(frozen=True)
 class Grid:
-    """Voxel grid: pixel (j, i) has centre ((i + 0.5) * voxel_size_m, (j + 0.5) * voxel_size_m)."""
+    """Voxel grid, ``shape`` = (ny, nx) in 2D and (nz, ny, nx) in 3D.
+
+    Pixel (j, i) has centre origin + ((i + 0.5) Δ, (j + 0.5) Δ); in 3D slice k lies at
+    z = origin_z + (k + 0.5) * slice_spacing_m (the stack is centred on the organ) and averages
+    over ``slice_thickness_m``. In 2D the centres have z = origin_z (0).
+    """
 
     shape: tuple[int, ...]
     voxel_size_m: float
+    origin_m: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    slice_thickness_m: float | None = None
+    slice_spacing_m: float | None = None
+
+    @property
+    def dim(self) -> int:
+        return len(self.shape)
+
+    def axes(self) -> tuple[np.ndarray, ...]:
+        """Centre coordinates along (x, y[, z])."""
+        x0, y0, z0 = self.origin_m
+        ny, nx = self.shape[-2:]
+        axes = (
+            x0 + (np.arange(nx) + 0.5) * self.voxel_size_m,
+            y0 + (np.arange(ny) + 0.5) * self.voxel_size_m,
+        )
+        if self.dim == 2:
+            return axes
+        if self.slice_spacing_m is None:
+            raise ValueError("a 3D grid needs slice_spacing_m")
+        return (*axes, z0 + (np.arange(self.shape[0]) + 0.5) * self.slice_spacing_m)
 
     def pixel_centres(self) -> np.ndarray:
-        """Centres as an (N, 3) array in C order over ``shape`` = (ny, nx), z = 0."""
-        ny, nx = self.shape
-        y, x = np.meshgrid(
-            (np.arange(ny) + 0.5) * self.voxel_size_m,
-            (np.arange(nx) + 0.5) * self.voxel_size_m,
-            indexing="ij",
-        )
-        return np.column_stack([x.ravel(), y.ravel(), np.zeros(x.size)])
+        """Centres as an (N, 3) array in C order over ``shape`` ((ny, nx) or (nz, ny, nx))."""
+        axes = self.axes()
+        if self.dim == 2:
+            y, x = np.meshgrid(axes[1], axes[0], indexing="ij")
+            return np.column_stack([x.ravel(), y.ravel(), np.full(x.size, self.origin_m[2])])
+        z, y, x = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
+        return np.column_stack([x.ravel(), y.ravel(), z.ravel()])
+
+
+@dataclass(frozen=True)
+class ModulusField:
+    """A smooth multiplier of G* stored in ``file`` (float64, axes ([z,] y, x), like the grid).
+
+    Value [.., j, i] sits at origin_m + (i dx, j dy[, k dz]) with ``spacing_m`` = (dx, dy[, dz]);
+    the field is exp(sigma g), g a zero-mean unit-variance Gaussian random field with covariance
+    exp(-r^2 / (2 correlation_length_m^2)), drawn from ``seed``. It multiplies the G* of the
+    regions in ``region_tags``: linear interpolation at cell midpoints (solver) and voxel centres
+    (ground truth); points outside the box take the nearest edge value.
+    """
+
+    file: str
+    origin_m: tuple[float, ...]
+    spacing_m: tuple[float, ...]
+    region_tags: tuple[int, ...]
+    shape: tuple[int, ...]
+    sigma: float
+    correlation_length_m: float
+    seed: int
+
+
+def _default_boundaries() -> dict[str, int]:
+    return {"driver": DRIVER_TAG, "absorbing": ABSORBING_TAG}
 
 
 @dataclass(frozen=True)
@@ -80,10 +146,20 @@ class PhantomSpec:
     mesh_size_m: float
     geometry: dict[str, Any]
     config_hash: str
+    modulus_field: ModulusField | None = None
+    # Facet physical groups present in the mesh, name -> tag (see the *_TAG constants).
+    boundary_tags: dict[str, int] = field(default_factory=_default_boundaries)
 
     @property
     def angular_frequency(self) -> float:
         return 2.0 * np.pi * self.frequency_hz
+
+    def region(self, name: str) -> Region:
+        """The region called ``name`` (KeyError if absent)."""
+        for region in self.regions:
+            if region.name == name:
+                return region
+        raise KeyError(name)
 
     def to_json(self) -> str:
         return json.dumps({"spec_version": SPEC_VERSION, **asdict(self)}, indent=2, sort_keys=True)
@@ -94,11 +170,17 @@ class PhantomSpec:
         if raw.pop("spec_version", None) != SPEC_VERSION:
             raise ValueError(f"unsupported spec_version (this version reads {SPEC_VERSION})")
         raw["regions"] = tuple(Region(**region) for region in raw["regions"])
-        raw["driver"] = Driver(**{**raw["driver"], "direction": tuple(raw["driver"]["direction"])})
-        raw["grid"] = Grid(
-            shape=tuple(raw["grid"]["shape"]), voxel_size_m=raw["grid"]["voxel_size_m"]
-        )
+        raw["driver"] = Driver(**_tuples(raw["driver"], "direction", "centre_m", "axis"))
+        raw["grid"] = Grid(**_tuples(raw["grid"], "shape", "origin_m"))
+        if raw.get("modulus_field") is not None:
+            names = ("origin_m", "spacing_m", "region_tags", "shape")
+            raw["modulus_field"] = ModulusField(**_tuples(raw["modulus_field"], *names))
         return cls(**raw)
+
+
+def _tuples(raw: dict[str, Any], *names: str) -> dict[str, Any]:
+    """``raw`` with the JSON lists under ``names`` turned back into tuples."""
+    return {k: tuple(v) if k in names and v is not None else v for k, v in raw.items()}
 
 
 def read_spec(phantom_dir: str | Path) -> PhantomSpec:

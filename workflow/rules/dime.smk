@@ -1,0 +1,50 @@
+# DIME: training on the study's packs (when dime.model is "trained") and inversion of the test set.
+
+
+rule train:
+    input:
+        train="results/datasets/train.zarr",
+        val="results/datasets/val.zarr",
+    output:
+        model="results/dime/model.pt",
+        log="results/dime/logs/metrics.csv",
+    params:
+        out_dir=lambda wildcards, output: Path(output.model).parent,
+        options=SETTINGS.dime.train_options(),
+    conda:
+        "../../environment.yml"
+    log:
+        "results/logs/train.log",
+    benchmark:
+        "results/benchmarks/train.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=720,
+    shell:
+        # checkpoints/last.ckpt survives a killed job: rerunning the rule resumes from it.
+        "dime-pipeline --quiet train --train {input.train} --val {input.val} "
+        "--out-dir {params.out_dir} {params.options} > {log} 2>&1"
+
+
+rule invert_dime:
+    input:
+        pack="results/datasets/test.zarr",
+        model=dime_model_input(),
+    output:
+        estimates=directory("results/inversions/dime/test.zarr"),
+    params:
+        model=dime_model_option(),
+    conda:
+        "../../environment.yml"
+    log:
+        "results/logs/invert_dime/test.log",
+    benchmark:
+        "results/benchmarks/invert_dime/test.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "dime-pipeline invert {input.pack} --method dime {params.model} "
+        "--out {output.estimates} > {log} 2>&1"

@@ -1,0 +1,83 @@
+# Evaluation of every method's test-set estimates (metrics JSON, figures) and the HTML report.
+
+
+rule evaluate:
+    input:
+        truth="results/datasets/test.zarr",
+        estimates=expand("results/inversions/{method}/test.zarr", method=EVALUATED_METHODS),
+    output:
+        summary="results/metrics/summary.json",
+        groups="results/metrics/groups.json",
+        samples="results/metrics/samples.json",
+        sweeps="results/metrics/sweeps.json",
+        provenance="results/metrics/provenance.json",
+        manifest="results/figures/manifest.json",
+        maps=figure_folder(
+            "maps", ["{family}/snr-{snr}.png"], "Maps", {"family": "{family}", "SNR": "{snr}"}
+        ),
+        scatter=figure_folder("scatter", ["{family}.png"], "Scatter", {"family": "{family}"}),
+        bland_altman=figure_folder(
+            "bland_altman", ["{family}.png"], "Bland–Altman", {"family": "{family}"}
+        ),
+        noise=figure_folder("noise", ["{family}.png"], "Noise", {"family": "{family}"}),
+        sweep_figures=figure_folder(
+            "sweeps",
+            ["{family}/{variable}.png"],
+            "Frequency and voxel size",
+            {"family": "{family}", "variable": "{variable}"},
+        ),
+    params:
+        metrics_dir=lambda wildcards, output: Path(output.summary).parent,
+        figures_dir=lambda wildcards, output: Path(output.manifest).parent,
+    conda:
+        "../../environment.yml"
+    log:
+        "results/logs/evaluate.log",
+    benchmark:
+        "results/benchmarks/evaluate.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "dime-pipeline evaluate --truth {input.truth} --estimates {input.estimates} "
+        "--out-dir {params.metrics_dir} --figures-dir {params.figures_dir} > {log} 2>&1"
+
+
+rule report:
+    input:
+        metrics=[
+            rules.evaluate.output.summary,
+            rules.evaluate.output.groups,
+            rules.evaluate.output.samples,
+            rules.evaluate.output.sweeps,
+            rules.evaluate.output.provenance,
+        ],
+        manifest=rules.evaluate.output.manifest,
+        figures=[f"results/figures/{kind}" for kind in FIGURE_KINDS],
+        config="results/config.yaml",
+        training_log=training_log_input(),
+    output:
+        html=report(
+            "results/report/index.html", caption="../report/results.rst", category="Report"
+        ),
+    params:
+        metrics_dir=lambda wildcards, input: Path(input.metrics[0]).parent,
+        figures_dir=lambda wildcards, input: Path(input.manifest).parent,
+        training=lambda wildcards, input: (
+            f"--training-log {input.training_log}" if input.training_log else ""
+        ),
+    conda:
+        "../../environment.yml"
+    log:
+        "results/logs/report.log",
+    benchmark:
+        "results/benchmarks/report.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "dime-pipeline report --metrics-dir {params.metrics_dir} "
+        "--figures-dir {params.figures_dir} --config {input.config} {params.training} "
+        "--out {output.html} > {log} 2>&1"
