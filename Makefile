@@ -35,5 +35,7 @@ format: $(STAMP)
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
 
-clean:
-	rm -rf results/samples results/logs results/benchmarks results/config.yaml meshes/*/ .snakemake
+clean:  # generated study outputs (keeps the venv, the JIT cache and the READMEs)
+	rm -rf results/config.yaml results/samples results/acquired results/datasets \
+		results/inversions results/dime results/metrics results/figures results/report \
+		results/logs results/benchmarks meshes/*/ .snakemake
