@@ -83,6 +83,7 @@ def test_snakemake_runs_the_study(repo, workdir, tool_env):
     # The report: self-contained, every method in the summary.
     html = (workdir / "results/report/index.html").read_text()
     assert "data:image/png;base64," in html and "Training" in html
+    assert 'id="phantoms"' in html  # the phantom previews are embedded
     summary = json.loads((workdir / "results/metrics/summary.json").read_text())
     assert set(summary["table"]["homogeneous"]) == {"dime", "mmdi", "di"}
     # Nothing left to do afterwards.

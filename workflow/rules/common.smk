@@ -110,3 +110,8 @@ def figure_folder(kind, patterns, subcategory, labels):
         subcategory=subcategory,
         labels=labels,
     )
+
+
+def preview_phantoms():
+    """The first phantom of each family: its preview.png goes into the report."""
+    return [f"meshes/{family}/0000" for family, count in SETTINGS.samples.items() if count > 0]

@@ -57,6 +57,7 @@ rule report:
         figures=[f"results/figures/{kind}" for kind in FIGURE_KINDS],
         config="results/config.yaml",
         training_log=training_log_input(),
+        phantoms=preview_phantoms(),
     output:
         html=report(
             "results/report/index.html", caption="../report/results.rst", category="Report"
@@ -66,6 +67,9 @@ rule report:
         figures_dir=lambda wildcards, input: Path(input.manifest).parent,
         training=lambda wildcards, input: (
             f"--training-log {input.training_log}" if input.training_log else ""
+        ),
+        previews=lambda wildcards, input: " ".join(
+            str(Path(folder) / "preview.png") for folder in input.phantoms
         ),
     conda:
         "../../environment.yml"
@@ -80,4 +84,4 @@ rule report:
     shell:
         "dime-pipeline report --metrics-dir {params.metrics_dir} "
         "--figures-dir {params.figures_dir} --config {input.config} {params.training} "
-        "--out {output.html} > {log} 2>&1"
+        "--previews {params.previews} --out {output.html} > {log} 2>&1"
