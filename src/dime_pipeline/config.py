@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -25,6 +26,20 @@ from pydantic import (
 
 from dime_pipeline.errors import UserError
 
+# The keys a phantom depends on: the workflow regenerates phantoms only when these change, not
+# when, say, the acquisition or the training settings do.
+PHANTOM_KEYS = (
+    "seed",
+    "dim",
+    "frequency_hz",
+    "grid",
+    "materials",
+    "domain",
+    "driver",
+    "heterogeneous",
+    "liver",
+    "mesh",
+)
 FAMILIES = ("homogeneous", "heterogeneous", "liver")  # families with a working generator
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "config.yaml"
 
@@ -426,9 +441,13 @@ class PipelineConfig(_Strict):
             raise ValueError("frequency_hz: min must be > 0")
         return self
 
-    def digest(self) -> str:
-        """A short hash of the canonical JSON of this config (the store's ``config_hash``)."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+    def digest(self, keys: Sequence[str] | None = None) -> str:
+        """A short hash of the canonical JSON of this config (the store's ``config_hash``), or
+        of the top-level ``keys`` only."""
+        values = self.model_dump(mode="json")
+        if keys is not None:
+            values = {key: values[key] for key in keys}
+        canonical = json.dumps(values, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

@@ -3,7 +3,7 @@ import json
 import sys
 from pathlib import Path
 
-from dime_pipeline.config import FAMILIES, validate_config
+from dime_pipeline.config import FAMILIES, PHANTOM_KEYS, validate_config
 from dime_pipeline.errors import UserError
 from dime_pipeline.seeding import sample_seed
 
