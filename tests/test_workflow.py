@@ -90,6 +90,11 @@ def test_snakemake_runs_the_study(repo, workdir, tool_env):
     again = _snakemake(repo, workdir, tool_env, "-n", "--cores", "2")
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr
+    # A change downstream of the phantoms (the split) reruns the pack onwards, not the solves.
+    changed = _snakemake(repo, workdir, tool_env, "-n", "--config", "datasets={split_seed: 3}")
+    planned = changed.stdout + changed.stderr
+    assert changed.returncode == 0 and "rule pack:" in planned
+    assert "rule phantom:" not in planned and "rule simulate:" not in planned
 
 
 def test_bad_config_value_is_one_clear_line(repo, workdir, tool_env):

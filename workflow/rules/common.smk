@@ -3,6 +3,7 @@ import json
 import sys
 from pathlib import Path
 
+import dime_pipeline
 from dime_pipeline.config import FAMILIES, PHANTOM_KEYS, validate_config
 from dime_pipeline.errors import UserError
 from dime_pipeline.seeding import sample_seed
@@ -96,8 +97,15 @@ def dime_model_option():
     return f"--model {TRAINED_MODEL}" if SETTINGS.dime.model == "trained" else ""
 
 
+# The shipped model comes with its training log, so the report always shows the curves of the
+# model behind the DIME maps.
+SHIPPED_TRAINING_LOG = Path(dime_pipeline.__file__).parent / "dime/pretrained/dime-default.metrics.csv"
+
+
 def training_log_input():
-    return ["results/dime/logs/metrics.csv"] if SETTINGS.dime.model == "trained" else []
+    if SETTINGS.dime.model == "trained":
+        return ["results/dime/logs/metrics.csv"]
+    return [str(SHIPPED_TRAINING_LOG)] if SHIPPED_TRAINING_LOG.is_file() else []
 
 
 def figure_folder(kind, patterns, subcategory, labels):
