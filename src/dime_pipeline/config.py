@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from dime_pipeline.errors import UserError
+from dime_pipeline.errors import UserError, config_error
 
 # The keys a phantom depends on: the workflow regenerates phantoms only when these change, not
 # when, say, the acquisition or the training settings do.
@@ -456,12 +456,7 @@ def validate_config(raw: dict[str, Any]) -> PipelineConfig:
     try:
         return PipelineConfig.model_validate(raw)
     except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "config"
-        value = first.get("input")
-        shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        more = f" [+{error.error_count() - 1} more]" if error.error_count() > 1 else ""
-        raise UserError(f"config key '{key}': {first['msg']}{shown}{more}") from None
+        raise config_error(error) from None
 
 
 def load_config(path: str | Path | None = None) -> PipelineConfig:

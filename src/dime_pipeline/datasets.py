@@ -24,7 +24,6 @@ Group attributes: ``schema_version``, ``split``, ``families`` (names for the ``f
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ import numpy as np
 import zarr
 
 from dime_pipeline.errors import UserError
-from dime_pipeline.store import atomic_directory, jsonable
+from dime_pipeline.store import atomic_directory, consolidate, jsonable
 
 PACK_SCHEMA_VERSION = 1
 PACK_ARRAYS: dict[str, type] = {
@@ -88,9 +87,7 @@ def write_pack(
             )
             if data.size:
                 group[name][...] = data
-        with warnings.catch_warnings():  # consolidated metadata is a zarr-python extension to v3
-            warnings.simplefilter("ignore")
-            zarr.consolidate_metadata(tmp)
+        consolidate(tmp)
 
 
 class Pack:

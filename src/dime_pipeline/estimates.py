@@ -27,7 +27,6 @@ pack), ``seconds`` (wall time per sample), ``units``, ``versions``.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ import numpy as np
 import zarr
 
 from dime_pipeline.errors import UserError
-from dime_pipeline.store import atomic_directory, jsonable
+from dime_pipeline.store import atomic_directory, consolidate, jsonable
 
 ESTIMATES_SCHEMA_VERSION = 1
 ESTIMATES_KIND = "estimates"
@@ -113,9 +112,7 @@ def write_estimates(path: str | Path, estimates: Estimates) -> None:
             )
             if data.size:
                 group[name][...] = data
-        with warnings.catch_warnings():  # consolidated metadata is a zarr-python extension to v3
-            warnings.simplefilter("ignore")
-            zarr.consolidate_metadata(tmp)
+        consolidate(tmp)
 
 
 def read_estimates(path: str | Path) -> Estimates:

@@ -119,9 +119,14 @@ def write_sample(path: str | Path, sample: Sample) -> None:
         for name in (*ARRAY_NAMES, *present):
             data = np.ascontiguousarray(getattr(sample, name), dtype=_DTYPES[name])
             group.create_array(name, data=data, chunks=data.shape, dimension_names=axes[name])
-        with warnings.catch_warnings():  # consolidated metadata is a zarr-python extension to v3
-            warnings.simplefilter("ignore")
-            zarr.consolidate_metadata(tmp)
+        consolidate(tmp)
+
+
+def consolidate(path: Path) -> None:
+    """Consolidate a Zarr group's metadata (a zarr-python extension to v3, hence its warning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(path)
 
 
 def read_sample(path: str | Path) -> Sample:

@@ -38,7 +38,7 @@ from dime_pipeline.dime.data import DataConfig, DimeDataModule
 from dime_pipeline.dime.inference import save_model
 from dime_pipeline.dime.module import DimeModule, OptimConfig
 from dime_pipeline.dime.network import UNetConfig
-from dime_pipeline.errors import UserError
+from dime_pipeline.errors import UserError, config_error
 from dime_pipeline.textio import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -105,11 +105,7 @@ def validate_training_config(raw: Mapping[str, Any]) -> TrainingConfig:
     try:
         return TrainingConfig.model_validate(dict(raw))
     except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "config"
-        value = first.get("input")
-        shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        raise UserError(f"training config key '{key}': {first['msg']}{shown}") from None
+        raise config_error(error, "training config") from None
 
 
 def load_training_config(
