@@ -10,6 +10,7 @@ import pytest
 
 from dime_pipeline.cli import main
 from dime_pipeline.config import validate_config
+from dime_pipeline.errors import UserError
 from dime_pipeline.phantoms import make_phantom
 from dime_pipeline.phantoms.homogeneous import draw_homogeneous, shear_wavelength
 from dime_pipeline.phantoms.spec import (
@@ -142,3 +143,18 @@ def test_spec_written_before_the_extension_still_loads():
     assert PhantomSpec.from_json(json.dumps(raw)) == spec
     assert spec.boundary_tags == {"driver": DRIVER_TAG, "absorbing": ABSORBING_TAG}
     assert FREE_TAG not in (DRIVER_TAG, ABSORBING_TAG)
+
+
+def test_voxel_size_range_draws_a_size_per_sample():
+    """A voxel-size sweep: same grid shape, one voxel edge per sample, the study's config hash."""
+    from dime_pipeline.phantoms import draw_phantom
+
+    config = validate_config({"grid": {"voxel_size_range_mm": {"min": 1.0, "max": 3.0}}})
+    specs = [draw_phantom("homogeneous", seed, config) for seed in range(6)]
+    sizes = {spec.grid.voxel_size_m for spec in specs}
+    assert len(sizes) == 6 and all(1e-3 <= size <= 3e-3 for size in sizes)
+    assert {spec.grid.shape for spec in specs} == {(64, 64)}
+    assert {spec.config_hash for spec in specs} == {config.digest()}
+    assert draw_phantom("homogeneous", 2, config) == specs[2]  # deterministic
+    with pytest.raises(UserError, match="voxel_size_range_mm"):
+        validate_config({"grid": {"voxel_size_range_mm": {"min": 0.05, "max": 3.0}}})

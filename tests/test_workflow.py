@@ -17,8 +17,14 @@ SPLITS = ("train", "val", "test")
 
 TINY = {
     "seed": 9,
-    "samples": {"homogeneous": 3},
-    "grid": {"shape": [32, 32], "voxel_size_mm": 3.0},
+    "samples": {"homogeneous": 5},
+    # A voxel-size sweep: each sample draws its voxel edge; the report gets a curve over it.
+    "grid": {
+        "shape": [32, 32],
+        "voxel_size_mm": 3.0,
+        "voxel_size_range_mm": {"min": 2.5, "max": 3.5},
+    },
+    "datasets": {"fractions": {"train": 0.4, "val": 0.2, "test": 0.4}},
     # A tiny training run: this checks the train rule's plumbing, not DIME's accuracy.
     "dime": {
         "model": "trained",
@@ -51,22 +57,22 @@ def test_snakemake_runs_the_study(repo, workdir, tool_env):
     result = _snakemake(repo, workdir, tool_env, "--cores", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((workdir / "results/samples/summary.json").read_text())
-    assert [row["family"] for row in summary] == ["homogeneous"] * 3
-    for index in ("0000", "0001", "0002"):
+    assert [row["family"] for row in summary] == ["homogeneous"] * 5
+    for index in ("0000", "0001", "0002", "0003", "0004"):
         sample = read_sample(workdir / f"results/samples/homogeneous/{index}.zarr")
         assert sample.displacement.shape == (3, 32, 32)
         assert (workdir / f"results/logs/simulate/homogeneous/{index}.log").exists()
         assert (workdir / f"results/benchmarks/simulate/homogeneous/{index}.tsv").exists()
     seeds = {row["seed"] for row in summary}
-    assert len(seeds) == 3
+    assert len(seeds) == 5
     # Every sample lands in exactly one split, at both noise levels of the default config.
     packs = {split: Pack(workdir / f"results/datasets/{split}.zarr") for split in SPLITS}
-    assert sorted(len(pack) for pack in packs.values()) == [2, 2, 2]
+    assert sorted(len(pack) for pack in packs.values()) == [2, 4, 4]
     packed_seeds = [set(pack.column("seed").tolist()) for pack in packs.values()]
     assert set().union(*packed_seeds) == seeds
-    assert sum(len(s) for s in packed_seeds) == 3
+    assert sum(len(s) for s in packed_seeds) == 5
     snrs = np.concatenate([pack.column("snr") for pack in packs.values()])
-    assert np.sum(np.isinf(snrs)) == 3 and np.allclose(snrs[np.isfinite(snrs)], 10.0)
+    assert np.sum(np.isinf(snrs)) == 5 and np.allclose(snrs[np.isfinite(snrs)], 10.0)
     # The test set inverted by each baseline: one row per test-pack sample, same seeds and mask.
     test = packs["test"]
     for method in ("dime", "mmdi", "di"):
@@ -86,6 +92,8 @@ def test_snakemake_runs_the_study(repo, workdir, tool_env):
     assert 'id="phantoms"' in html  # the phantom previews are embedded
     summary = json.loads((workdir / "results/metrics/summary.json").read_text())
     assert set(summary["table"]["homogeneous"]) == {"dime", "mmdi", "di"}
+    sweeps = json.loads((workdir / "results/metrics/sweeps.json").read_text())["sweeps"]
+    assert len(sweeps["voxel_size_mm"]["homogeneous"]["levels"]) >= 2
     # Nothing left to do afterwards.
     again = _snakemake(repo, workdir, tool_env, "-n", "--cores", "2")
     assert again.returncode == 0

@@ -66,6 +66,11 @@ class GridConfig(_Strict):
 
     shape: tuple[int, int] = Field((64, 64), description="pixels (ny, nx)")
     voxel_size_mm: float = Field(1.5, gt=0.1, le=10.0, description="in-plane voxel edge, mm")
+    voxel_size_range_mm: Range | None = Field(
+        None,
+        description="when set, each sample draws its voxel edge from this range (same shape, "
+        "so the field of view varies): a voxel-size sweep within one study",
+    )
     slices: int = Field(4, ge=1, le=256, description="3D: axial slices, centred on the organ")
     slice_thickness_mm: float = Field(5.0, gt=0, description="3D: slice thickness, mm")
     slice_spacing_mm: float = Field(5.0, gt=0, description="3D: centre-to-centre distance, mm")
@@ -74,6 +79,9 @@ class GridConfig(_Strict):
     def _shape_positive(self) -> Self:
         if min(self.shape) < 8:
             raise ValueError("shape: each axis needs at least 8 pixels")
+        sizes = self.voxel_size_range_mm
+        if sizes is not None and not (sizes.min > 0.1 and sizes.max <= 10.0):
+            raise ValueError("voxel_size_range_mm: must lie in (0.1, 10] mm")
         return self
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from dime_pipeline.phantoms.heterogeneous import draw_heterogeneous
 from dime_pipeline.phantoms.homogeneous import draw_homogeneous
 from dime_pipeline.phantoms.liver import draw_liver
 from dime_pipeline.phantoms.spec import MESH_FILE, PREVIEW_FILE, SPEC_FILE, PhantomSpec
+from dime_pipeline.seeding import generator, sample_seed
 from dime_pipeline.store import atomic_directory
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,16 @@ def draw_phantom(
     if dim is not None and dim != config.dim:
         # The spec's config hash then describes the config the phantom was really drawn with.
         config = config.model_validate({**config.model_dump(), "dim": dim})
-    return GENERATORS[family](config, seed)
+    sizes = config.grid.voxel_size_range_mm
+    if sizes is None:
+        return GENERATORS[family](config, seed)
+    # A voxel-size sweep: this sample's voxel edge comes from its own stream, so the phantom's
+    # other draws are those of a fixed-size study; the spec keeps the study's config hash.
+    voxel_mm = generator(sample_seed(seed, "voxel-size", 0)).uniform(sizes.min, sizes.max)
+    raw = config.model_dump()
+    raw["grid"] = {**raw["grid"], "voxel_size_mm": voxel_mm, "voxel_size_range_mm": None}
+    spec = GENERATORS[family](config.model_validate(raw), seed)
+    return dataclasses.replace(spec, config_hash=config.digest())
 
 
 def make_phantom(
