@@ -32,7 +32,7 @@ import numpy as np
 import zarr
 
 from dime_pipeline.errors import UserError
-from dime_pipeline.store import atomic_directory, consolidate, jsonable
+from dime_pipeline.store import atomic_directory, consolidate, jsonable, reading
 
 PACK_SCHEMA_VERSION = 1
 PACK_ARRAYS: dict[str, type] = {
@@ -95,14 +95,10 @@ class Pack:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if not self.path.is_dir():
-            raise UserError(f"{self.path}: no packed dataset there")
-        try:
-            self.group = zarr.open_group(self.path, mode="r", zarr_format=3)
-            self.attrs = dict(self.group.attrs)
-            self.arrays = {name: self.group[name] for name in PACK_ARRAYS}
-        except (KeyError, ValueError, OSError, zarr.errors.BaseZarrError) as error:
-            raise UserError(f"{self.path}: not a readable packed dataset ({error})") from None
+        with reading(self.path, "packed dataset") as group:
+            self.group = group
+            self.attrs = dict(group.attrs)
+            self.arrays = {name: group[name] for name in PACK_ARRAYS}
         version = self.attrs.get("schema_version")
         if version != PACK_SCHEMA_VERSION:
             raise UserError(

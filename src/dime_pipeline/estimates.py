@@ -35,7 +35,7 @@ import numpy as np
 import zarr
 
 from dime_pipeline.errors import UserError
-from dime_pipeline.store import atomic_directory, consolidate, jsonable
+from dime_pipeline.store import READ_ERRORS, atomic_directory, consolidate, jsonable, reading
 
 ESTIMATES_SCHEMA_VERSION = 1
 ESTIMATES_KIND = "estimates"
@@ -118,13 +118,8 @@ def write_estimates(path: str | Path, estimates: Estimates) -> None:
 def read_estimates(path: str | Path) -> Estimates:
     """Read an estimates store; one clear :class:`UserError` for anything else."""
     path = Path(path)
-    if not path.is_dir():
-        raise UserError(f"{path}: no estimates store there")
-    try:
-        group = zarr.open_group(path, mode="r", zarr_format=3)
+    with reading(path, "estimates store") as group:
         attrs = dict(group.attrs)
-    except (KeyError, ValueError, OSError, zarr.errors.BaseZarrError) as error:
-        raise UserError(f"{path}: not a readable estimates store ({error})") from None
     kind, version = attrs.get("kind"), attrs.get("schema_version")
     if kind != ESTIMATES_KIND or version != ESTIMATES_SCHEMA_VERSION:
         raise UserError(
@@ -135,5 +130,5 @@ def read_estimates(path: str | Path) -> Estimates:
     try:
         arrays = {name: np.asarray(group[name][...]) for name in _DTYPES}
         return Estimates(**arrays, attrs=attrs)
-    except (KeyError, ValueError, OSError, zarr.errors.BaseZarrError) as error:
+    except READ_ERRORS as error:
         raise UserError(f"{path}: not a readable estimates store ({error})") from None

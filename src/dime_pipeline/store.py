@@ -129,20 +129,30 @@ def consolidate(path: Path) -> None:
         zarr.consolidate_metadata(path)
 
 
+READ_ERRORS = (KeyError, ValueError, OSError, zarr.errors.BaseZarrError)
+
+
+@contextmanager
+def reading(path: Path, what: str) -> Iterator[zarr.Group]:
+    """Open the Zarr v3 group at ``path`` read-only; a missing folder, or any read failure in
+    the ``with`` block, becomes one :class:`UserError` naming ``what`` (e.g. "sample store")."""
+    if not path.is_dir():
+        raise UserError(f"{path}: no {what} there")
+    try:
+        yield zarr.open_group(path, mode="r", zarr_format=3)
+    except READ_ERRORS as error:
+        raise UserError(f"{path}: not a readable {what} ({error})") from None
+
+
 def read_sample(path: str | Path) -> Sample:
     """Read a sample store, checking that it is complete and of a schema this version knows."""
     path = Path(path)
-    if not path.is_dir():
-        raise UserError(f"{path}: no sample store there")
-    try:
-        group = zarr.open_group(path, mode="r", zarr_format=3)
+    with reading(path, "sample store") as group:
         attrs = dict(group.attrs)
         arrays = {name: np.asarray(group[name][...]) for name in ARRAY_NAMES}
         for name in OPTIONAL_ARRAYS:
             if name in group:
                 arrays[name] = np.asarray(group[name][...])
-    except (KeyError, ValueError, OSError, zarr.errors.BaseZarrError) as error:
-        raise UserError(f"{path}: not a readable sample store ({error})") from None
     version = attrs.get("schema_version")
     if version != SCHEMA_VERSION:
         raise UserError(

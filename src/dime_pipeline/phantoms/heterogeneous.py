@@ -28,10 +28,10 @@ from dime_pipeline.phantoms.homogeneous import (
 )
 from dime_pipeline.phantoms.meshing import (
     ellipsoid_level,
-    ellipsoid_points,
     inside_with_margin,
     outline_points,
     segment_distance,
+    surface_points,
 )
 from dime_pipeline.phantoms.spec import Driver, ModulusField, PhantomSpec, Region
 from dime_pipeline.seeding import generator
@@ -212,7 +212,7 @@ def _placement_box(config: PipelineConfig, domain: dict) -> tuple[np.ndarray, np
 def _fits(
     domain: dict, driver: Driver, shape: dict, centre: np.ndarray, bound: float, margin: float
 ) -> bool:
-    points = _shape_points(shape)
+    points = surface_points(shape, outline=96, ellipsoid=200, section=48)
     if domain["type"] != "ellipsoid":
         return inside_with_margin(outline_points(domain), points, margin)
     if np.max(ellipsoid_level(domain, points)) > 1 - margin / min(domain["semi_axes_m"]):
@@ -222,21 +222,6 @@ def _fits(
     bottom = top - driver.depth_m * np.asarray(driver.axis)
     clearance = segment_distance(centre[None], top, bottom)[0]
     return bool(clearance >= bound + driver.radius_m + margin)
-
-
-def _shape_points(shape: dict) -> np.ndarray:
-    if shape["type"] == "ellipsoid":
-        return ellipsoid_points(shape, 200)
-    if shape["type"] == "loft":
-        return np.vstack(
-            [
-                np.column_stack(
-                    [outline_points({"type": "spline", **s}, 48), np.full(48, s["z_m"])]
-                )
-                for s in shape["sections"]
-            ]
-        )
-    return outline_points(shape, 96)
 
 
 def _inclusion_shape(

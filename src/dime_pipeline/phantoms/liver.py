@@ -49,7 +49,6 @@ from dime_pipeline.phantoms.homogeneous import (
 )
 from dime_pipeline.phantoms.meshing import (
     closed_spline,
-    ellipsoid_points,
     inside_with_margin,
     outline_points,
     outline_radius,
@@ -58,6 +57,7 @@ from dime_pipeline.phantoms.meshing import (
     polygon_distance,
     radial_points,
     segments_distance,
+    surface_points,
 )
 from dime_pipeline.phantoms.spec import (
     ABSORBING_TAG,
@@ -395,42 +395,12 @@ def _inside_body(anatomy: Anatomy, points: np.ndarray, margin: float) -> bool:
     return inside_with_margin(outline_points(anatomy.inner), points, margin)
 
 
-def _shape_points(shape: dict) -> np.ndarray:
-    """Points on the surface of a vessel, lesion or spleen shape, for containment checks."""
-    if shape["type"] in ("ellipse", "spline"):
-        return outline_points(shape, 64)
-    if shape["type"] == "ellipsoid":
-        return ellipsoid_points(shape, 120)
-    if shape["type"] == "loft":
-        return np.vstack(
-            [
-                np.column_stack(
-                    [outline_points({"type": "spline", **s}, 64), np.full(64, s["z_m"])]
-                )
-                for s in shape["sections"]
-            ]
-        )
-    return _cylinder_points(shape)
-
-
-def _cylinder_points(shape: dict, rings: int = 10, around: int = 12) -> np.ndarray:
-    start, end = np.asarray(shape["start_m"]), np.asarray(shape["end_m"])
-    axis = (end - start) / np.linalg.norm(end - start)
-    e1 = np.cross(axis, [1.0, 0.0, 0.0] if abs(axis[0]) < 0.9 else [0.0, 1.0, 0.0])
-    e1 /= np.linalg.norm(e1)
-    e2 = np.cross(axis, e1)
-    phi = np.linspace(0, 2 * np.pi, around, endpoint=False)
-    ring = shape["radius_m"] * (np.outer(np.cos(phi), e1) + np.outer(np.sin(phi), e2))
-    centres = start + np.linspace(0, 1, rings)[:, None] * (end - start)
-    return (centres[:, None, :] + ring[None]).reshape(-1, 3)
-
-
 def _apart(a: dict, b: dict, margin: float) -> bool:
     """Two vessels/lesions at least ``margin`` apart."""
     if a["type"] == b["type"] == "cylinder":
         distance = segments_distance(a["start_m"], a["end_m"], b["start_m"], b["end_m"])
         return distance >= a["radius_m"] + b["radius_m"] + margin
-    pa, pb = _shape_points(a), _shape_points(b)
+    pa, pb = surface_points(a), surface_points(b)
     if a["type"] == "ellipse" and b["type"] == "ellipse":
         crossing = polygon_contains(pa, pb[:1]).any() or polygon_contains(pb, pa[:1]).any()
         gap = np.min(np.linalg.norm(pa[:, None] - pb[None], axis=2))
@@ -500,7 +470,7 @@ def _place(
     for attempt in range(TRIES):
         nudge = rng.uniform(-0.5, 0.5, anatomy.dim) * margin * attempt
         shape = _shifted(make(0.9**attempt), nudge)
-        if _inside_liver(anatomy, _shape_points(shape), INNER_MARGIN * margin) and all(
+        if _inside_liver(anatomy, surface_points(shape), INNER_MARGIN * margin) and all(
             _apart(shape, other, margin) for other in placed
         ):
             placed.append(shape)
@@ -564,7 +534,7 @@ def _draw_spleen(config: PipelineConfig, rng: np.random.Generator, anatomy: Anat
     for attempt in range(TRIES):
         shrink = 0.85**attempt
         shape = _spleen_shape(anatomy, angle, shrink * length, shrink * thickness, height)
-        points = _shape_points(shape)
+        points = surface_points(shape)
         if _inside_body(anatomy, points, 0.5 * anatomy.gap) and _outside_liver(
             anatomy, points, anatomy.gap
         ):
@@ -626,7 +596,7 @@ def _draw_lesions(
 
 def _fits_liver(anatomy: Anatomy, shape: dict, neighbours: list[dict]) -> bool:
     margin = anatomy.voxel
-    return _inside_liver(anatomy, _shape_points(shape), INNER_MARGIN * margin) and all(
+    return _inside_liver(anatomy, surface_points(shape), INNER_MARGIN * margin) and all(
         _apart(shape, other, margin) for other in neighbours
     )
 

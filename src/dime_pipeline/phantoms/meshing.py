@@ -536,3 +536,36 @@ def boundary_nodes(msh_path: Path, dim: int, tag: int) -> np.ndarray:
         gmsh.open(str(msh_path))
         _, coords = gmsh.model.mesh.getNodesForPhysicalGroup(dim - 1, tag)
     return coords.reshape(-1, 3)
+
+
+def cylinder_points(shape: dict, rings: int = 10, around: int = 12) -> np.ndarray:
+    """Points on the mantle of a ``cylinder`` shape (``rings`` circles of ``around`` points)."""
+    start, end = np.asarray(shape["start_m"]), np.asarray(shape["end_m"])
+    axis = (end - start) / np.linalg.norm(end - start)
+    e1 = np.cross(axis, [1.0, 0.0, 0.0] if abs(axis[0]) < 0.9 else [0.0, 1.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(axis, e1)
+    phi = np.linspace(0, 2 * np.pi, around, endpoint=False)
+    ring = shape["radius_m"] * (np.outer(np.cos(phi), e1) + np.outer(np.sin(phi), e2))
+    centres = start + np.linspace(0, 1, rings)[:, None] * (end - start)
+    return (centres[:, None, :] + ring[None]).reshape(-1, 3)
+
+
+def surface_points(
+    shape: dict, outline: int = 64, ellipsoid: int = 120, section: int = 64
+) -> np.ndarray:
+    """Points on the boundary of any shape description, for containment and spacing checks;
+    the counts set the sampling density per kind of shape."""
+    if shape["type"] == "ellipsoid":
+        return ellipsoid_points(shape, ellipsoid)
+    if shape["type"] == "cylinder":
+        return cylinder_points(shape)
+    if shape["type"] == "loft":
+        rings = [
+            np.column_stack(
+                [outline_points({"type": "spline", **s}, section), np.full(section, s["z_m"])]
+            )
+            for s in shape["sections"]
+        ]
+        return np.vstack(rings)
+    return outline_points(shape, outline)
