@@ -145,6 +145,7 @@ def acquire(sample: Sample, params: AcquisitionParams, seed: int) -> Sample:
     if seed < 0:
         raise UserError(f"seed must be >= 0 (got {seed})")
     names = component_names(sample, params.components)
+    _check_field(sample, names)
     grid = resample(sample, params, names)
     measured, facts = measure(grid, params, names, generator(seed))
     attrs = {
@@ -184,6 +185,19 @@ def acquire(sample: Sample, params: AcquisitionParams, seed: int) -> Sample:
 def _stored_names(sample: Sample) -> list[str]:
     default = ["x", "y", "z"][: len(sample.displacement)]
     return list(sample.attrs.get("components", default))
+
+
+def _check_field(sample: Sample, names: tuple[str, ...]) -> None:
+    """A simulated field is finite and moves the tissue; anything else is a corrupt store (NaN
+    would spread through the averaging and the noise scale into every acquired voxel)."""
+    for name in ("displacement", "modulus"):
+        bad = int(np.count_nonzero(~np.isfinite(getattr(sample, name))))
+        if bad:
+            raise UserError(f"the {name} has {bad} non-finite (NaN/inf) values")
+    stored = _stored_names(sample)
+    field = sample.displacement[[stored.index(name) for name in names]]
+    if not np.any(field[:, sample.mask]):
+        raise UserError("the displacement is zero in the tissue mask: there is no wave to acquire")
 
 
 def component_names(sample: Sample, wanted: str | None) -> tuple[str, ...]:

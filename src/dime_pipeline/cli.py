@@ -3,6 +3,9 @@
 Each subcommand lives in ``dime_pipeline.commands.<name>`` and exposes ``register(subparsers)``.
 Library modules are imported inside the handlers so ``--help`` stays fast and the CLI works
 without MPI or dolfinx for the stages that do not need them.
+
+Under ``mpiexec -n K`` (K > 1) any error ends the whole job with ``MPI_Abort``: an error raised on
+one rank alone would otherwise leave the other ranks waiting in a collective forever.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 
 from dime_pipeline import __version__
 from dime_pipeline.errors import UserError
@@ -19,6 +23,7 @@ from dime_pipeline.errors import UserError
 COMMANDS = (
     "config",
     "phantom",
+    "warm-up",
     "simulate",
     "summarize",
     "acquire",
@@ -39,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="log warnings and errors only")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"dime_pipeline.commands.{name}").register(subparsers)
+        module = name.replace("-", "_")
+        importlib.import_module(f"dime_pipeline.commands.{module}").register(subparsers)
     return parser
 
 
@@ -55,8 +61,32 @@ def main(argv: list[str] | None = None) -> int:
         args.handler(args)
     except UserError as error:
         print(f"dime-pipeline {args.command}: error: {error}", file=sys.stderr)
+        _abort_other_ranks(2)
         return 2
+    except Exception:
+        if _mpi_ranks() > 1:
+            traceback.print_exc()
+            _abort_other_ranks(1)
+        raise
     return 0
+
+
+def _mpi_ranks() -> int:
+    """Ranks of MPI_COMM_WORLD when the command has initialised MPI, else 1 (never imports MPI:
+    most commands run without it)."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is None or not mpi.Is_initialized() or mpi.Is_finalized():
+        return 1
+    return mpi.COMM_WORLD.size
+
+
+def _abort_other_ranks(code: int) -> None:
+    """With several ranks, end them all (the error is already printed): the others may be
+    blocked in a collective that this rank will never enter."""
+    if _mpi_ranks() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.modules["mpi4py.MPI"].COMM_WORLD.Abort(code)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from dime_pipeline.errors import UserError, config_error
+from dime_pipeline.errors import UserError, config_error, one_line
 
 # The keys a phantom depends on: the workflow regenerates phantoms only when these change, not
 # when, say, the acquisition or the training settings do.
@@ -459,26 +459,39 @@ class PipelineConfig(_Strict):
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def validate_config(raw: dict[str, Any]) -> PipelineConfig:
+def validate_config(raw: dict[str, Any], what: str = "config") -> PipelineConfig:
     """Validate a config mapping, raising :class:`UserError` with one line naming the key."""
     try:
         return PipelineConfig.model_validate(raw)
     except ValidationError as error:
-        raise config_error(error) from None
+        raise config_error(error, what) from None
 
 
 def load_config(path: str | Path | None = None) -> PipelineConfig:
     """Read and validate a YAML config file (the packaged default when ``path`` is None)."""
-    path = Path(path) if path is not None else DEFAULT_CONFIG
+    path = path or DEFAULT_CONFIG
+    return validate_config(read_yaml_mapping(path, "config"), f"config {path}")
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """The top-level mapping of a YAML file (empty file: {}); UserError naming ``what`` and,
+    for a syntax error, the problem and where it is."""
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except OSError as error:
-        raise UserError(f"cannot read config {path}: {error.strerror}") from None
+        raise UserError(f"cannot read {what} {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{what} {path} is not UTF-8 text (is it a YAML file?)") from None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = error.problem or error.context or "syntax error"
+        raise UserError(f"{what} {path} is not valid YAML: {problem}{where}") from None
     except yaml.YAMLError as error:
-        raise UserError(f"config {path} is not valid YAML: {error}".splitlines()[0]) from None
+        raise UserError(f"{what} {path} is not valid YAML: {one_line(error)}") from None
     if not isinstance(raw, dict):
-        raise UserError(f"config {path}: top level must be a mapping of keys")
-    return validate_config(raw)
+        raise UserError(f"{what} {path}: top level must be a mapping of keys")
+    return raw
 
 
 def dump_config(config: PipelineConfig) -> str:

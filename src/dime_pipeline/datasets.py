@@ -32,7 +32,16 @@ import numpy as np
 import zarr
 
 from dime_pipeline.errors import UserError
-from dime_pipeline.store import atomic_directory, consolidate, jsonable, reading
+from dime_pipeline.store import (
+    EVERY_CHUNK,
+    atomic_directory,
+    consolidate,
+    jsonable,
+    member,
+    read_array,
+    read_errors,
+    reading,
+)
 
 PACK_SCHEMA_VERSION = 1
 PACK_ARRAYS: dict[str, type] = {
@@ -49,6 +58,9 @@ PACK_ARRAYS: dict[str, type] = {
     "seed": np.int64,
 }
 PACK_ATTRS = ("split", "families", "config_hash", "versions", "sources")
+# Per-sample arrays that always hold data, so a missing chunk file means a truncated pack (not
+# the columns: an all-zero ``family`` chunk is absent from packs written before EVERY_CHUNK).
+COMPLETE_ARRAYS = ("measured", "displacement", "modulus", "mask")
 
 
 def write_pack(
@@ -78,15 +90,16 @@ def write_pack(
         for name, dtype in PACK_ARRAYS.items():
             data = np.ascontiguousarray(arrays[name], dtype=dtype)
             chunks = (1, *data.shape[1:]) if data.ndim > 1 else (max(1, len(data)),)
-            group.create_array(
+            array = group.create_array(
                 name,
                 shape=data.shape,
                 dtype=data.dtype,
                 chunks=chunks,
                 dimension_names=names.get(name, ["sample", *axes][: data.ndim]),
+                config=EVERY_CHUNK,  # kept by this handle only, not by group[name]
             )
             if data.size:
-                group[name][...] = data
+                array[...] = data
         consolidate(tmp)
 
 
@@ -98,13 +111,15 @@ class Pack:
         with reading(self.path, "packed dataset") as group:
             self.group = group
             self.attrs = dict(group.attrs)
-            self.arrays = {name: group[name] for name in PACK_ARRAYS}
-        version = self.attrs.get("schema_version")
-        if version != PACK_SCHEMA_VERSION:
-            raise UserError(
-                f"{self.path}: schema_version {version!r} is not supported "
-                f"(this version reads {PACK_SCHEMA_VERSION})"
-            )
+            version = self.attrs.get("schema_version")
+            if version != PACK_SCHEMA_VERSION:
+                raise UserError(
+                    f"{self.path}: schema_version {version!r} is not supported "
+                    f"(this version reads {PACK_SCHEMA_VERSION})"
+                )
+            self.arrays = {
+                name: member(group, name, complete=name in COMPLETE_ARRAYS) for name in PACK_ARRAYS
+            }
 
     def __len__(self) -> int:
         return self.arrays["modulus"].shape[0]
@@ -115,8 +130,16 @@ class Pack:
 
     def sample(self, index: int) -> dict[str, np.ndarray]:
         """Every array of one sample (row ``index``)."""
-        return {name: np.asarray(array[index]) for name, array in self.arrays.items()}
+        return {name: self.row(name, index) for name in self.arrays}
+
+    def row(self, name: str, index: int) -> np.ndarray:
+        """Row ``index`` of one array; a chunk that does not decode is a UserError."""
+        return self._read(name, index)
 
     def column(self, name: str) -> np.ndarray:
         """A whole array, e.g. ``frequency_hz`` for all samples."""
-        return np.asarray(self.arrays[name][...])
+        return self._read(name, ...)
+
+    def _read(self, name: str, key: Any) -> np.ndarray:
+        with read_errors(self.path, "packed dataset"):  # lazily, after __init__'s checks
+            return read_array(self.arrays[name], key)

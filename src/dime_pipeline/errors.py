@@ -17,3 +17,8 @@ def config_error(error: Any, what: str = "config") -> UserError:
     shown = "" if isinstance(value, dict) else f" (got {value!r})"
     more = f" [+{error.error_count() - 1} more]" if error.error_count() > 1 else ""
     return UserError(f"{what} key '{key}': {first['msg']}{shown}{more}")
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line (library messages may span several)."""
+    return " ".join(str(error).split()) or type(error).__name__

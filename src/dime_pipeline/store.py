@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from dime_pipeline.errors import UserError
+from dime_pipeline.errors import UserError, one_line
 
 SCHEMA_VERSION = 1
 ARRAY_NAMES = ("displacement", "modulus", "mask", "labels")
@@ -118,7 +118,13 @@ def write_sample(path: str | Path, sample: Sample) -> None:
         present = [name for name in OPTIONAL_ARRAYS if getattr(sample, name) is not None]
         for name in (*ARRAY_NAMES, *present):
             data = np.ascontiguousarray(getattr(sample, name), dtype=_DTYPES[name])
-            group.create_array(name, data=data, chunks=data.shape, dimension_names=axes[name])
+            group.create_array(
+                name,
+                data=data,
+                chunks=data.shape,
+                dimension_names=axes[name],
+                config=EVERY_CHUNK,
+            )
         consolidate(tmp)
 
 
@@ -129,19 +135,60 @@ def consolidate(path: Path) -> None:
         zarr.consolidate_metadata(path)
 
 
-READ_ERRORS = (KeyError, ValueError, OSError, zarr.errors.BaseZarrError)
+# RuntimeError: what numcodecs' Zstd raises for a chunk that is garbage or cut short;
+# TypeError: what zarr raises for metadata of the wrong JSON types.
+READ_ERRORS = (KeyError, ValueError, OSError, RuntimeError, TypeError, zarr.errors.BaseZarrError)
+# Zarr skips chunks that hold only the fill value, so a deleted chunk file would read back as
+# zeros; writers that store every chunk let readers tell a truncated store from an empty array.
+EVERY_CHUNK = {"write_empty_chunks": True}
 
 
 @contextmanager
 def reading(path: Path, what: str) -> Iterator[zarr.Group]:
     """Open the Zarr v3 group at ``path`` read-only; a missing folder, or any read failure in
-    the ``with`` block, becomes one :class:`UserError` naming ``what`` (e.g. "sample store")."""
+    the ``with`` block, becomes one :class:`UserError` naming ``what`` (e.g. "sample store").
+
+    Members come from their own metadata files, not the consolidated copy, which would still
+    list a deleted array and let it read as its fill value.
+    """
     if not path.is_dir():
         raise UserError(f"{path}: no {what} there")
+    if not (path / "zarr.json").is_file():
+        raise UserError(f"{path}: not a {what} (no zarr.json: not a Zarr v3 group)")
+    with read_errors(path, what):
+        yield zarr.open_group(path, mode="r", zarr_format=3, use_consolidated=False)
+
+
+@contextmanager
+def read_errors(path: Path, what: str) -> Iterator[None]:
+    """Any Zarr read failure in the block becomes one :class:`UserError` (for lazy reads after
+    :func:`reading`)."""
     try:
-        yield zarr.open_group(path, mode="r", zarr_format=3)
+        yield
     except READ_ERRORS as error:
-        raise UserError(f"{path}: not a readable {what} ({error})") from None
+        raise UserError(f"{path}: not a readable {what} ({one_line(error)})") from None
+
+
+def member(group: zarr.Group, name: str, complete: bool = False) -> zarr.Array:
+    """The array ``name``; a ValueError naming it when it is missing or, with ``complete``, when
+    one of its chunk files is."""
+    if name not in group:
+        raise ValueError(f"array {name!r} is missing")
+    array = group[name]
+    if not isinstance(array, zarr.Array):
+        raise ValueError(f"{name!r} is a group, not an array")
+    if complete and array.nchunks_initialized < array.nchunks:
+        missing = array.nchunks - array.nchunks_initialized
+        raise ValueError(f"array {name!r} lacks {missing} of its {array.nchunks} chunk files")
+    return array
+
+
+def read_array(array: zarr.Array, key: Any = Ellipsis) -> np.ndarray:
+    """``array[key]`` as numpy; a chunk that does not decode is a ValueError naming the array."""
+    try:
+        return np.asarray(array[key])
+    except READ_ERRORS as error:
+        raise ValueError(f"array {array.basename!r}: {one_line(error)}") from None
 
 
 def read_sample(path: str | Path) -> Sample:
@@ -149,17 +196,20 @@ def read_sample(path: str | Path) -> Sample:
     path = Path(path)
     with reading(path, "sample store") as group:
         attrs = dict(group.attrs)
-        arrays = {name: np.asarray(group[name][...]) for name in ARRAY_NAMES}
+        version = attrs.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise UserError(
+                f"{path}: schema_version {version!r} is not supported (this version reads "
+                f"{SCHEMA_VERSION})"
+            )
+        missing = [key for key in REQUIRED_ATTRS if key not in attrs]
+        if missing:
+            raise ValueError(f"attributes {missing} are missing")
+        arrays = {name: read_array(member(group, name, complete=True)) for name in ARRAY_NAMES}
         for name in OPTIONAL_ARRAYS:
-            if name in group:
-                arrays[name] = np.asarray(group[name][...])
-    version = attrs.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise UserError(
-            f"{path}: schema_version {version!r} is not supported (this version reads "
-            f"{SCHEMA_VERSION})"
-        )
-    return Sample(**arrays, attrs=attrs)
+            if name in group or "acquisition" in attrs:  # an acquired store has them all
+                arrays[name] = read_array(member(group, name, complete=True))
+        return Sample(**arrays, attrs=attrs)  # inside: mismatched shapes are a read error too
 
 
 def jsonable(value: Any) -> Any:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dime_pipeline.errors import UserError
+from dime_pipeline.errors import UserError, one_line
 from dime_pipeline.inversion.harmonic import MIN_OFFSETS, first_harmonic
 from dime_pipeline.inversion.result import InversionResult
 
@@ -180,8 +180,14 @@ def _resolve_spacing(
     if voxel_size_mm is not None:
         size = _positive("--voxel-size-mm", voxel_size_mm) * 1e-3
         return size, size
-    if found is None or not all(np.isfinite(found)) or min(found) <= 0:
-        raise UserError(f"{path}: no usable voxel size in INPUT, give --voxel-size-mm")
+    if found is None:
+        raise UserError(f"{path}: INPUT has no voxel size, give --voxel-size-mm")
+    if not all(np.isfinite(found)) or min(found) <= 0:
+        shown = " and ".join(f"{1e3 * size:g} mm" for size in found)
+        raise UserError(
+            f"{path}: INPUT's in-plane voxel sizes ({shown}) must be positive numbers, give "
+            "--voxel-size-mm"
+        )
     return found
 
 
@@ -237,10 +243,16 @@ def _read_mask(path: Path, raw: _Raw) -> np.ndarray:
 def _load_nifti(path: Path):
     import nibabel as nib
 
+    # nibabel "fixes" a zero pixdim to 1 and a negative one to its magnitude, printing a line on
+    # stderr; _nifti_spacing reads the header as written and refuses such voxel sizes instead.
+    chatter = nib.imageglobals.logger
+    level, chatter.level = chatter.level, logging.ERROR
     try:
         return nib.load(path)
     except (OSError, ValueError, EOFError, nib.filebasedimages.ImageFileError) as error:
-        raise UserError(f"{path}: not a readable NIfTI file ({error})") from None
+        raise UserError(f"{path}: not a readable NIfTI file ({one_line(error)})") from None
+    finally:
+        chatter.level = level
 
 
 def _nifti_data(image, path: Path) -> np.ndarray:
@@ -252,14 +264,14 @@ def _nifti_data(image, path: Path) -> np.ndarray:
     try:
         return image.get_fdata(dtype=np.float64)
     except (OSError, ValueError, EOFError) as error:
-        raise UserError(f"{path}: cannot read the NIfTI data ({error})") from None
+        raise UserError(f"{path}: cannot read the NIfTI data ({one_line(error)})") from None
 
 
 def _load_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
-        raise UserError(f"{path}: not a readable .npy file ({error})") from None
+        raise UserError(f"{path}: not a readable .npy file ({one_line(error)})") from None
 
 
 def _read_nifti(path: Path, layout: str) -> _Raw:
@@ -275,7 +287,7 @@ def _read_nifti(path: Path, layout: str) -> _Raw:
     return _Raw(
         field=field.transpose(order),
         support=support,
-        voxel_size_m=_nifti_spacing(image),
+        voxel_size_m=_nifti_spacing(image, path),
         affine=image.affine,
         header=image.header,
         reversed_axes=True,
@@ -306,14 +318,18 @@ def _channels_first(path: Path, data: np.ndarray, layout: str) -> np.ndarray:
     return np.moveaxis(data, 3, 0) if data.ndim == 5 else data[None]
 
 
-def _nifti_spacing(image) -> tuple[float, float] | None:
-    """In-plane (dy, dx) in metres in library order, i.e. (pixdim j, pixdim i)."""
+def _nifti_spacing(image, path: Path) -> tuple[float, float]:
+    """In-plane (dy, dx) in metres in library order, i.e. (pixdim j, pixdim i), as written in
+    the file (``image.header`` holds nibabel's fixed-up copy: 0 → 1 mm, negative → |pixdim|)."""
+    from nibabel.openers import ImageOpener
+
     unit = image.header.get_xyzt_units()[0]
     if unit not in _METRES_PER_UNIT:
         log.info("NIfTI spatial unit is %r, taking voxel sizes as millimetres", unit)
     scale = _METRES_PER_UNIT.get(unit, 1e-3)
-    zooms = image.header.get_zooms()
-    return float(zooms[1]) * scale, float(zooms[0]) * scale
+    with ImageOpener(path) as stream:
+        pixdim = image.header_class.from_fileobj(stream, check=False)["pixdim"]
+    return float(pixdim[2]) * scale, float(pixdim[1]) * scale
 
 
 def _read_npy(path: Path) -> _Raw:

@@ -1,9 +1,34 @@
 # Harmonic FEM solves (MPI) and the summary of the resulting sample stores.
 
 
+rule warm_jit_cache:
+    output:
+        record="results/jit/warm-up.json",
+    params:
+        jit_cache=SETTINGS.solver.jit_cache,
+        dim=SETTINGS.dim,
+        solver=SETTINGS.solver.kind,
+    conda:
+        "../../environment.yml"
+    log:
+        "results/logs/warm_jit_cache.log",
+    benchmark:
+        "results/benchmarks/warm_jit_cache.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    shell:
+        # Every solve uses the same forms: compile them once, before hundreds of solves start.
+        "OMP_NUM_THREADS=1 dime-pipeline warm-up --dim {params.dim} --jit-cache {params.jit_cache} "
+        "--solver {params.solver} --out {output.record} > {log} 2>&1"
+
+
 rule simulate:
     input:
         phantom="meshes/{family}/{index}",
+        # ancient: a lost or remade record must not rerun finished solves
+        warm_up=ancient("results/jit/warm-up.json"),
     output:
         store=directory("results/samples/{family}/{index}.zarr"),
     params:

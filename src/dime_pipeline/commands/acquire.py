@@ -106,7 +106,11 @@ def run(args: argparse.Namespace) -> None:
     if args.out.resolve() == args.store.resolve():
         raise UserError("--out must not be the input store")
     params = params_from_args(args)
-    acquired = acquire(read_sample(args.store), params, args.seed)
+    sample = read_sample(args.store)
+    try:
+        acquired = acquire(sample, params, args.seed)
+    except UserError as error:  # what is wrong lies in this store: name it
+        raise UserError(f"{args.store}: {error}") from None
     acquired.attrs["acquisition"]["source"] = str(args.store)
     write_sample(args.out, acquired)
     facts = acquired.attrs["acquisition"]

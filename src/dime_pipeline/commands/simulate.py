@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-import traceback
 from pathlib import Path
 
 DEFAULT_JIT_CACHE = Path(os.environ.get("DIME_JIT_CACHE", "~/.cache/dime-pipeline/fenics"))
@@ -42,21 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from dime_pipeline.errors import UserError
-    from dime_pipeline.fem.backend import MPI
     from dime_pipeline.fem.simulate import simulate
     from dime_pipeline.fem.solvers import SolverOptions
 
     if args.max_iterations < 1:
         raise UserError(f"--max-iterations must be >= 1 (got {args.max_iterations})")
     options = SolverOptions(kind=args.solver, max_iterations=args.max_iterations)
-    try:
-        simulate(args.phantom_dir, args.out, args.jit_cache, options)
-    except UserError:
-        raise
-    except Exception:
-        # An unexpected failure on one rank must end all ranks, never leave them waiting.
-        if MPI.COMM_WORLD.size > 1:
-            traceback.print_exc()
-            sys.stderr.flush()
-            MPI.COMM_WORLD.Abort(1)
-        raise
+    # An error on one rank ends every rank: `dime_pipeline.cli.main` aborts the MPI job.
+    simulate(args.phantom_dir, args.out, args.jit_cache, options)

@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> None:
             raise UserError(f"{path}: no packed dataset there")
     config = load_training_config(args.config, overrides(args))
     result = fit(config, args.train, args.val, args.out_dir, resume=not args.fresh)
+    if result.rank != 0:  # DDP: one summary line, from the rank that exported the model
+        return
     shown = ", ".join(
         f"{name} {result.metrics[name]:.4g}"
         for name in ("val/mse", "val/r", "val/mape")

@@ -121,7 +121,7 @@ def _open_arrays(
     arrays = {key: pack.arrays[name] for key, name in names.items()}
     total = sum(p.arrays[n].nbytes for p in packs for n in names.values())
     if total <= preload_mb * 2**20:
-        arrays = {key: np.asarray(array[...]) for key, array in arrays.items()}
+        arrays = {key: pack.column(name) for key, name in names.items()}
     return arrays
 
 
@@ -245,21 +245,26 @@ class CropKeys(Sampler[int]):
 
     Lightning calls ``set_epoch`` at the start of every epoch, also after a resume, so a resumed
     run draws the crops of the epoch it resumes in (from the epoch's first key: a DataLoader
-    cannot skip ahead, and repeating some random crops is harmless).
+    cannot skip ahead, and repeating some random crops is harmless). Under DDP rank r of w takes
+    every w-th key from r on (n // w each, so all ranks step together); the sampler shards itself
+    because Lightning's distributed wrapper would hide ``set_epoch`` and repeat epoch 0's crops.
     """
 
-    def __init__(self, length: int, fixed: bool) -> None:
+    def __init__(self, length: int, fixed: bool, rank: int = 0, world_size: int = 1) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside a world of {world_size}")
         self.length, self.fixed, self.epoch = length, fixed, 0
+        self.rank, self.world_size = rank, world_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:
-        start = 0 if self.fixed else self.epoch * self.length
-        return iter(range(start, start + self.length))
+        start = (0 if self.fixed else self.epoch * self.length) + self.rank
+        return iter(range(start, start + len(self) * self.world_size, self.world_size))
 
     def __len__(self) -> int:
-        return self.length
+        return max(self.length // self.world_size, 1)
 
 
 class DimeDataModule(L.LightningDataModule):
@@ -305,11 +310,17 @@ class DimeDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None
-        return self._loader(self.train_set, CropKeys(len(self.train_set), fixed=False))
+        return self._loader(self.train_set, self._keys(len(self.train_set), fixed=False))
 
     def val_dataloader(self) -> DataLoader:
         assert self.val_set is not None
-        return self._loader(self.val_set, CropKeys(len(self.val_set), fixed=True))
+        return self._loader(self.val_set, self._keys(len(self.val_set), fixed=True))
+
+    def _keys(self, length: int, fixed: bool) -> CropKeys:
+        trainer = self.trainer  # None outside a Trainer (tests, notebooks)
+        if trainer is None:
+            return CropKeys(length, fixed)
+        return CropKeys(length, fixed, trainer.global_rank, trainer.world_size)
 
     def _loader(self, dataset: PatchDataset, sampler: CropKeys) -> DataLoader:
         workers = self.config.num_workers

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import ValidationError
 
 from dime_pipeline.dime.network import DimeUNet, UNetConfig, fuse_batchnorm
 from dime_pipeline.dime.normalization import (
@@ -50,7 +51,7 @@ from dime_pipeline.dime.normalization import (
     normalize_patches,
     physics_scale,
 )
-from dime_pipeline.errors import UserError
+from dime_pipeline.errors import UserError, config_error
 
 MODEL_FORMAT = "dime-pipeline/dime-model"
 MODEL_FORMAT_VERSION = 1
@@ -135,16 +136,29 @@ def load_model(
         raise UserError(f"{path}: no such DIME model file") from None
     except Exception as error:  # a pickle or zip error: not our file
         raise UserError(f"{path}: not a DIME model file ({type(error).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise UserError(f"{path}: not a DIME model file")
+    found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+    if found != MODEL_FORMAT:
+        raise UserError(f"{path}: not a DIME model file (format {found!r}, not {MODEL_FORMAT!r})")
     if payload.get("format_version") != MODEL_FORMAT_VERSION:
         raise UserError(
             f"{path}: DIME model format version {payload.get('format_version')!r} is not "
             f"supported (this version reads {MODEL_FORMAT_VERSION})"
         )
-    network = DimeUNet(UNetConfig(**payload["network"]))
-    network.load_state_dict(payload["state_dict"])
-    floor = float(payload["normalization"]["channel_floor"])
+    try:
+        network = DimeUNet(UNetConfig(**payload["network"]))
+        network.load_state_dict(payload["state_dict"])
+        floor = float(payload["normalization"]["channel_floor"])
+    except ValidationError as error:
+        raise config_error(error, f"{path}: network") from None
+    except KeyError as error:
+        raise UserError(f"{path}: DIME model file lacks {error}") from None
+    except (RuntimeError, TypeError, ValueError) as error:  # weights of another network
+        details = str(error).splitlines()  # torch: a header line, then one line per problem
+        detail = details[1] if len(details) > 1 else details[0] if details else ""
+        raise UserError(
+            f"{path}: the weights do not fit the network the file describes "
+            f"({detail.strip() or type(error).__name__})"
+        ) from None
     return as_model(network, floor, payload.get("metadata"), device)
 
 

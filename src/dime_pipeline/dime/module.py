@@ -72,8 +72,9 @@ class DimeModule(L.LightningModule):
         self.network_config = UNetConfig(**network)
         self.optim_config = OptimConfig(**optim)
         self.network = DimeUNet(self.network_config)
-        self.val_r = PearsonCorrCoef()
-        self.val_r2 = R2Score()
+        # float64 states: sums of squares over ~10⁵ pixels cancel badly in float32 (R² off by 10⁵)
+        self.val_r = PearsonCorrCoef().set_dtype(torch.float64)
+        self.val_r2 = R2Score().set_dtype(torch.float64)
         self.val_mape = MeanAbsolutePercentageError()
         self.val_phase_mae = MeanMetric()
 
@@ -86,15 +87,23 @@ class DimeModule(L.LightningModule):
         losses = masked_losses(self(batch["field"], batch["mask"]), batch, self.optim_config)
         size = len(batch["field"])
         self.log("train/loss", losses["loss"], prog_bar=True, batch_size=size)  # per step
-        self.log("train/mse", losses["mse"], on_step=False, on_epoch=True, batch_size=size)
+        self.log(
+            "train/mse",
+            losses["mse"],
+            on_step=False,
+            on_epoch=True,
+            batch_size=size,
+            sync_dist=True,
+        )
         return losses["loss"]
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         output = self(batch["field"], batch["mask"])
         losses = masked_losses(output, batch, self.optim_config)
         size = len(batch["field"])
-        self.log("val/loss", losses["loss"], prog_bar=True, batch_size=size)
-        self.log("val/mse", losses["mse"], batch_size=size)
+        # sync_dist: under DDP the epoch means cover every rank's crops (a no-op on one device)
+        self.log("val/loss", losses["loss"], prog_bar=True, batch_size=size, sync_dist=True)
+        self.log("val/mse", losses["mse"], batch_size=size, sync_dist=True)
         self._update_metrics(output, batch)
         for name in ("r", "r2", "mape", "phase_mae"):
             self.log(f"val/{name}", getattr(self, f"val_{name}"), batch_size=size)
@@ -103,8 +112,8 @@ class DimeModule(L.LightningModule):
         """|G*| in kPa over the valid pixels: dimensionless log + log(ρω²ΔyΔx), exponentiated."""
         valid = batch["valid"][:, 0] > 0
         log_scale = batch["log_scale"][:, None, None].expand_as(valid)[valid]
-        predicted = torch.exp(output[:, 0][valid] + log_scale) / 1e3
-        true = torch.exp(batch["target"][:, 0][valid] + log_scale) / 1e3
+        predicted = torch.exp(output[:, 0][valid].double() + log_scale) / 1e3
+        true = torch.exp(batch["target"][:, 0][valid].double() + log_scale) / 1e3
         self.val_r.update(predicted, true)
         self.val_r2.update(predicted, true)
         self.val_mape.update(predicted, true)

@@ -6,7 +6,8 @@
     checkpoints/best.ckpt     Lightning checkpoint with the best ``trainer.monitor`` so far
     checkpoints/last.ckpt     the latest state: end of each epoch and every
                               ``trainer.checkpoint_every_n_steps`` optimiser steps
-    logs/metrics.csv          CSVLogger (appended across resumed runs), logs/hparams.yaml
+    checkpoints/metrics.csv   the CSV log so far (rewritten atomically at every logging call)
+    logs/metrics.csv          the whole CSV log across resumed runs, written when training ends
     model.pt                  the exported model (best weights), see ``dime.inference``
 
 A run finds ``checkpoints/last.ckpt`` and resumes from it (epoch, step, optimiser, scheduler and
@@ -29,11 +30,19 @@ import lightning as L
 import torch
 import yaml
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.environments import LightningEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dime_pipeline import __version__
+from dime_pipeline.config import read_yaml_mapping
+from dime_pipeline.dime.checkpointing import (
+    AtomicCheckpointIO,
+    MetricsLog,
+    Row,
+    checkpoint_step,
+    log_history,
+    log_text,
+)
 from dime_pipeline.dime.data import DataConfig, DimeDataModule
 from dime_pipeline.dime.inference import save_model
 from dime_pipeline.dime.module import DimeModule, OptimConfig
@@ -44,6 +53,8 @@ from dime_pipeline.textio import write_text_atomic
 log = logging.getLogger(__name__)
 
 MAXIMISED_METRICS = ("val/r", "val/r2")
+LIVE_LOG = Path("checkpoints") / "metrics.csv"
+EXPORTED_LOG = Path("logs") / "metrics.csv"
 _QUIET_WARNINGS = (  # expected on resume or on small machines; nothing for a user to act on
     r".*exists and is not empty.*",
     r".*does not have many workers.*",
@@ -98,6 +109,7 @@ class TrainingResult:
     epochs: int
     global_step: int
     metrics: dict[str, float]
+    rank: int = 0  # global rank under DDP; rank 0 exports and reports
 
 
 def validate_training_config(raw: Mapping[str, Any]) -> TrainingConfig:
@@ -112,17 +124,7 @@ def load_training_config(
     path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
 ) -> TrainingConfig:
     """Read a YAML training config (defaults when None) and apply dotted-key ``overrides``."""
-    raw: dict[str, Any] = {}
-    if path is not None:
-        try:
-            raw = yaml.safe_load(Path(path).read_text()) or {}
-        except OSError as error:
-            raise UserError(f"cannot read training config {path}: {error.strerror}") from None
-        except yaml.YAMLError as error:
-            message = f"training config {path} is not valid YAML: {error}".splitlines()[0]
-            raise UserError(message) from None
-        if not isinstance(raw, dict):
-            raise UserError(f"training config {path}: top level must be a mapping of keys")
+    raw = {} if path is None else read_yaml_mapping(path, "training config")
     for dotted, value in (overrides or {}).items():
         *parents, leaf = dotted.split(".")
         node = raw
@@ -149,20 +151,24 @@ def fit(
     dev_run = config.trainer.fast_dev_run
     last = out_dir / "checkpoints" / "last.ckpt"
     resume_from = last if resume and not dev_run and last.is_file() else None
+    history: list[Row] = []
     if resume_from is not None:
         _check_compatible(resume_from, config)
         log.info("resuming from %s", resume_from)
+        # The rows logged before the checkpoint; the resumed run logs the later ones again.
+        history = log_history(out_dir / LIVE_LOG, checkpoint_step(resume_from))
+    datamodule = DimeDataModule(
+        train, val, config.network.patch_size, config.data, seed=config.seed
+    )
+    datamodule.setup("fit")  # read the packs now: a bad one must fail before DIR is written
+    L.seed_everything(config.seed, workers=True)
     if not dev_run:
         out_dir.mkdir(parents=True, exist_ok=True)
         text = yaml.safe_dump(config.model_dump(), sort_keys=False)
         write_text_atomic(out_dir / "config.yaml", text)
-    L.seed_everything(config.seed, workers=True)
-    datamodule = DimeDataModule(
-        train, val, config.network.patch_size, config.data, seed=config.seed
-    )
     module = DimeModule(config.network.model_dump(), config.optim.model_dump())
     checkpoints = [] if dev_run else _checkpoints(config, out_dir / "checkpoints")
-    trainer = _trainer(config.trainer, out_dir, [*checkpoints, *callbacks])
+    trainer = _trainer(config.trainer, out_dir, [*checkpoints, *callbacks], history)
     with warnings.catch_warnings():
         for pattern in _QUIET_WARNINGS:
             warnings.filterwarnings("ignore", message=pattern)
@@ -198,15 +204,18 @@ def _checkpoints(config: TrainingConfig, directory: Path) -> list[ModelCheckpoin
     return [best, steps]
 
 
-def _trainer(cfg: TrainerConfig, out_dir: Path, callbacks: list[Callback]) -> L.Trainer:
+def _trainer(
+    cfg: TrainerConfig, out_dir: Path, callbacks: list[Callback], history: Sequence[Row] = ()
+) -> L.Trainer:
     dev_run = cfg.fast_dev_run
     return L.Trainer(
         max_epochs=cfg.max_epochs,
         accelerator=cfg.accelerator,
         devices=cfg.devices,
         precision=cfg.precision,
-        plugins=[LightningEnvironment()],
-        logger=False if dev_run else CSVLogger(save_dir=out_dir, name="", version="logs"),
+        plugins=[LightningEnvironment(), AtomicCheckpointIO()],
+        use_distributed_sampler=False,  # CropKeys shards the crops per rank itself
+        logger=False if dev_run else MetricsLog(out_dir / LIVE_LOG, history),
         enable_checkpointing=not dev_run,
         callbacks=callbacks if dev_run else [*callbacks, LearningRateMonitor("step")],
         gradient_clip_val=cfg.gradient_clip_val or None,
@@ -249,7 +258,7 @@ def _finish(
     best_path = Path(best.best_model_path) if best and best.best_model_path else None
     last_path = Path(best.last_model_path) if best and best.last_model_path else None
     model_path = None
-    if best is not None:
+    if best is not None and trainer.is_global_zero:  # one export, not one per DDP rank
         if best_path is not None and best_path.is_file():
             state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
             module.load_state_dict(state)
@@ -265,6 +274,8 @@ def _finish(
             "best_score": None if best.best_model_score is None else float(best.best_model_score),
             "last_metrics": metrics,
         }
+        if isinstance(trainer.logger, MetricsLog):  # the log appears whole, at the end only
+            write_text_atomic(out_dir / EXPORTED_LOG, log_text(trainer.logger.rows))
         model_path = save_model(
             module.network, out_dir / "model.pt", config.optim.channel_floor, metadata
         )
@@ -278,6 +289,7 @@ def _finish(
         epochs=trainer.current_epoch,
         global_step=trainer.global_step,
         metrics=metrics,
+        rank=trainer.global_rank,
     )
 
 

@@ -11,13 +11,17 @@ each kind its own caption):
 ``sweeps/{family}/{variable}.png``  metrics vs frequency / voxel size (two or more levels)
 ``manifest.json``                   every figure: kind, family, snr, variable, path, title
 ==================================  =====================================================
+
+Each kind's folder is drawn in a temporary sibling and renamed into place, and the manifest is
+written last: a killed job leaves no half-drawn folder and no manifest naming missing figures.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,7 @@ import numpy as np
 from dime_pipeline.errors import UserError
 from dime_pipeline.evaluation import figures
 from dime_pipeline.evaluation.evaluate import Evaluation, RowResult, snr_title
+from dime_pipeline.store import atomic_directory
 from dime_pipeline.textio import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -47,10 +52,15 @@ def write_figures(evaluation: Evaluation, figures_dir: str | Path) -> list[dict[
     root = Path(figures_dir)
     entries: list[dict[str, Any]] = []
     try:
-        for kind in FIGURE_KINDS:  # all present, even if empty: they are workflow outputs
-            (root / kind).mkdir(parents=True, exist_ok=True)
-        for family in evaluation.families:
-            entries += _family_figures(evaluation, family, root)
+        (root / MANIFEST).unlink(missing_ok=True)  # an old one may name other figures
+        with ExitStack() as stack:  # every folder renamed into place only once all are drawn
+            folders = {
+                kind: stack.enter_context(atomic_directory(root / kind)) for kind in FIGURE_KINDS
+            }
+            for folder in folders.values():  # all present, even if empty: workflow outputs
+                folder.mkdir()
+            for family in evaluation.families:
+                entries += _family_figures(evaluation, family, folders)
         write_text_atomic(
             root / MANIFEST,
             json.dumps({"schema_version": 1, "kind": "figures", "figures": entries}, indent=1),
@@ -61,19 +71,21 @@ def write_figures(evaluation: Evaluation, figures_dir: str | Path) -> list[dict[
     return entries
 
 
-def _family_figures(evaluation: Evaluation, family: str, root: Path) -> list[dict[str, Any]]:
+def _family_figures(
+    evaluation: Evaluation, family: str, folders: Mapping[str, Path]
+) -> list[dict[str, Any]]:
     entries = []
     for label in evaluation.snr_labels(family):
         title = f"{family}, {snr_title(label)}"
         figure = maps_for(evaluation, family, label)
         entries.append(
-            _save(root, figure, "maps", f"{family}/snr-{label}.png", title, family, snr=label)
+            _save(folders, figure, "maps", f"{family}/snr-{label}.png", title, family, snr=label)
         )
     groups = evaluation.snr_labels(family)
     panels = paired_panels(evaluation, family)
     entries.append(
         _save(
-            root,
+            folders,
             figures.scatter_figure(
                 panels, [snr_title(g) for g in groups], f"{family}: estimate vs ground truth"
             ),
@@ -85,7 +97,7 @@ def _family_figures(evaluation: Evaluation, family: str, root: Path) -> list[dic
     )
     entries.append(
         _save(
-            root,
+            folders,
             figures.bland_altman_figure(
                 panels, [snr_title(g) for g in groups], f"{family}: Bland–Altman, ROI means"
             ),
@@ -95,16 +107,21 @@ def _family_figures(evaluation: Evaluation, family: str, root: Path) -> list[dic
             family,
         )
     )
-    entries += _curve_figures(evaluation, family, root)
+    entries += _curve_figures(evaluation, family, folders)
     return entries
 
 
 def _save(
-    root: Path, figure: Any, kind: str, name: str, title: str, family: str, **extra: str
+    folders: Mapping[str, Path],
+    figure: Any,
+    kind: str,
+    name: str,
+    title: str,
+    family: str,
+    **extra: str,
 ) -> dict[str, Any]:
-    path = f"{kind}/{name}"
-    figures.write_png(figure, root / path)
-    return {"kind": kind, "family": family, "path": path, "title": title, **extra}
+    figures.write_png(figure, folders[kind] / name)
+    return {"kind": kind, "family": family, "path": f"{kind}/{name}", "title": title, **extra}
 
 
 def maps_for(evaluation: Evaluation, family: str, label: str) -> Any:
@@ -190,7 +207,9 @@ def _panel(
     )
 
 
-def _curve_figures(evaluation: Evaluation, family: str, root: Path) -> list[dict[str, Any]]:
+def _curve_figures(
+    evaluation: Evaluation, family: str, folders: Mapping[str, Path]
+) -> list[dict[str, Any]]:
     sweeps = evaluation.documents["sweeps.json"]["sweeps"]
     entries = []
     for variable in ("snr", *SWEEP_TITLES):
@@ -211,7 +230,7 @@ def _curve_figures(evaluation: Evaluation, family: str, root: Path) -> list[dict
                 f"{family}: metrics vs noise",
             )
             entries.append(
-                _save(root, figure, "noise", f"{family}.png", f"{family}: noise", family)
+                _save(folders, figure, "noise", f"{family}.png", f"{family}: noise", family)
             )
         else:
             positions = [level["value"] for level in sweep["levels"]]
@@ -225,7 +244,7 @@ def _curve_figures(evaluation: Evaluation, family: str, root: Path) -> list[dict
             )
             entries.append(
                 _save(
-                    root,
+                    folders,
                     figure,
                     "sweeps",
                     f"{family}/{variable}.png",

@@ -8,8 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +18,8 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
+
+from dime_pipeline.textio import write_bytes_atomic
 
 DPI = 100
 MODULUS_CMAP = "viridis"
@@ -58,13 +58,7 @@ def png_bytes(figure: Figure) -> bytes:
 def write_png(figure: Figure, path: str | Path) -> Path:
     """Write the figure as PNG atomically (temporary sibling, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.write_bytes(png_bytes(figure))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_bytes_atomic(path, png_bytes(figure))
     return path
 
 

@@ -74,6 +74,12 @@ class Stretching:
         return ufl.dot(self.inverse, ufl.grad(u))
 
 
+def frequency_constant(mesh: dolfinx.mesh.Mesh, omega: complex) -> dolfinx.fem.Constant:
+    """ω as a form constant, not a literal: a literal enters the form's signature, so every
+    frequency of a study would JIT-compile (and cache) its own kernels."""
+    return dolfinx.fem.Constant(mesh, dolfinx.default_scalar_type(omega))
+
+
 def _product(factors: list) -> ufl.core.expr.Expr:
     result = factors[0]
     for factor in factors[1:]:
@@ -92,6 +98,7 @@ def antiplane_form(
     """Anti-plane shear: ∫ G* ∇̃W·∇̃V̄ J − ρω² J W V̄ dx + ∫_Γa iωρ c_s W V̄ ds."""
     w, v = ufl.TrialFunction(space), ufl.TestFunction(space)
     m, st = medium, Stretching(space.mesh, pml)
+    omega = frequency_constant(space.mesh, omega)
     flux = m.shear_modulus * st.jacobian * st.grad(w)
     if st.active:
         flux = ufl.dot(st.inverse, flux)  # (S⁻¹∇W)·(S⁻¹∇V) with S⁻¹ kept unconjugated
@@ -119,6 +126,7 @@ def mixed_elastic_form(
     u, p = ufl.TrialFunctions(space)
     v, q = ufl.TestFunctions(space)
     m, st = medium, Stretching(space.mesh, pml)
+    omega = frequency_constant(space.mesh, omega)
     strain = ufl.sym(st.grad(u))
     divergence = ufl.tr(st.grad(u))
     # ε̃(U):ε̃(V) = (ε̃(U) S⁻¹):∇V and p ∇̃·V = (p S⁻¹):∇V, S⁻¹ diagonal and on the trial side.
@@ -149,6 +157,7 @@ def mixed_elastic_preconditioner_form(
     u, p = ufl.TrialFunctions(space)
     v, q = ufl.TestFunctions(space)
     m, st = medium, Stretching(space.mesh, pml)
+    omega = frequency_constant(space.mesh, omega)
     stress = 2 * m.shear_modulus * ufl.sym(st.grad(u)) * st.jacobian
     a = ufl.inner(ufl.dot(stress, st.inverse) if st.active else stress, ufl.grad(v)) * ufl.dx
     a -= omega**2 * ufl.inner(m.density * st.jacobian * u, v) * ufl.dx

@@ -28,12 +28,18 @@ log = logging.getLogger(__name__)
 
 
 def is_pack(path: str | Path) -> bool:
-    """True for a Zarr group whose attributes have a ``schema_version`` and a ``split``."""
+    """True for a Zarr group whose attributes have a ``schema_version`` and a ``split``.
+
+    A ``zarr.json`` that cannot be parsed is a UserError: whatever the store was meant to be,
+    it is corrupt, and guessing "not a pack" would blame the output name instead.
+    """
     metadata = Path(path) / "zarr.json"
+    if not metadata.is_file():
+        return False
     try:
         attrs = json.loads(metadata.read_text()).get("attributes", {})
-    except (OSError, ValueError, AttributeError):
-        return False
+    except (OSError, ValueError, AttributeError) as error:
+        raise UserError(f"{path}: not a readable Zarr store ({metadata.name}: {error})") from None
     return isinstance(attrs, dict) and "schema_version" in attrs and "split" in attrs
 
 
@@ -62,10 +68,10 @@ def invert_pack(
         start = time.perf_counter()
         try:
             result = invert(
-                np.asarray(pack.arrays["measured"][row]),
-                np.asarray(pack.arrays["voxel_size_m"][row]),
-                float(pack.arrays["frequency_hz"][row]),
-                float(pack.arrays["density_kg_m3"][row]),
+                pack.row("measured", row),
+                pack.row("voxel_size_m", row),
+                float(pack.row("frequency_hz", row)),
+                float(pack.row("density_kg_m3", row)),
                 masks[row],
             )
         except ValueError as error:  # non-finite field, bad frequency or voxel size
