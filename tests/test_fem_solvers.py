@@ -7,6 +7,7 @@ import pytest
 
 from dime_pipeline.cli import main
 from dime_pipeline.config import dump_config, validate_config
+from dime_pipeline.fem.forms import Pml
 from dime_pipeline.fem.meshes import SIDES, tagged_box, uniform_medium
 from dime_pipeline.fem.sampling import PointSampler
 from dime_pipeline.fem.solvers import (
@@ -52,6 +53,31 @@ def test_iterative_matches_direct_3d_nearly_incompressible(jit_cache):
     assert iterative.iterations > 1
     assert _difference(mesh, direct, iterative) < 1e-5
     assert {"compile", "assemble", "solve"} == set(direct.seconds)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_symmetric_factorisation_matches_lu_with_pml_and_absorbing(dim, jit_cache):
+    """LDLᵀ relies on every form being complex symmetric, the PML stretching included: a
+    broken symmetry would give a different (wrong) field, not an error."""
+    mesh, tags = tagged_box([0.0] * dim, [0.03] * dim, [12, 12] if dim == 2 else [4, 4, 4])
+    medium = uniform_medium(mesh, 3000 + 600j, 2.2e9, 1000.0)
+    pml = Pml(lower=[-1.0] * dim, upper=[0.02] * dim, thickness=[0.01] * dim)
+    driver = (0.0, 1.0) if dim == 2 else (0.0, 0.0, 1.0)
+    boundary = Boundary(prescribed={SIDES["xmin"]: driver}, absorbing=[SIDES["ymin"]])
+    jit = {"cache_dir": str(jit_cache)}
+    solves = [
+        solve_elastic(medium, OMEGA, tags, boundary, pml=pml, options=options, jit_options=jit)
+        for options in (DIRECT, SolverOptions(symmetric=False))
+    ]
+    assert DIRECT.symmetric
+    assert _difference(mesh, *solves) < 1e-10
+    if dim == 2:
+        scalar = Boundary(prescribed={SIDES["xmin"]: 1.0}, absorbing=[SIDES["ymin"]])
+        solves = [
+            solve_antiplane(medium, OMEGA, tags, scalar, pml=pml, options=o, jit_options=jit)
+            for o in (DIRECT, SolverOptions(symmetric=False))
+        ]
+        assert _difference(mesh, *solves) < 1e-10
 
 
 def test_non_convergence_raises(jit_cache):

@@ -1,0 +1,116 @@
+"""`workflow/profiles/slurm` as shipped, on a fake SLURM (tests/fake_slurm): the real workflow is
+submitted with sbatch, polled with sacct, and its solves run as 2-rank MPI steps (`srun -n 2`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from test_workflow import TINY
+
+from dime_pipeline.store import read_sample
+
+FAKE_SLURM = Path(__file__).parent / "fake_slurm"
+SAMPLES = 3  # the fewest that give each of train, val and test a sample
+RANKS = 2  # the plugin refuses MPI jobs of fewer than 2 tasks
+
+
+def target_rules(job: dict) -> list[str]:
+    """Rules of the Snakemake jobs one SLURM job runs (`--target-jobs 'rule:wildcards' ...`)."""
+    targets = job["wrap"].split("--target-jobs ", 1)[1].split(" --", 1)[0]
+    return [target.strip("'").split(":")[0] for target in targets.split()]
+
+
+def only(jobs: list[dict], rule: str) -> list[dict]:
+    return [job for job in jobs if rule in target_rules(job)]
+
+
+@pytest.mark.slow
+@pytest.mark.mpi
+def test_slurm_profile_runs_the_study(
+    repo: Path, tmp_path: Path, jit_cache: Path, tool_env: dict[str, str]
+) -> None:
+    config = {
+        **TINY,
+        # every family named: the workflow's own config file may add the families left out
+        "samples": {"homogeneous": SAMPLES, "heterogeneous": 0, "liver": 0},
+        "acquisition": {"snr": [None]},
+        "solver": {"ranks": RANKS, "jit_cache": str(jit_cache)},
+    }
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    state, study = tmp_path / "slurm", tmp_path / "study"
+    state.mkdir()
+    env = {
+        **tool_env,
+        "PATH": f"{FAKE_SLURM}{os.pathsep}{tool_env['PATH']}",
+        "FAKE_SLURM_DIR": str(state),
+    }
+    # What a user types on the login node, plus: poll the queue every second instead of after 40 s
+    # (the plugin adds 10 s per poll that sees no job end) and a short latency wait (one machine).
+    command = [
+        "snakemake", "--workflow-profile", "workflow/profiles/slurm",
+        "--snakefile", str(repo / "Snakefile"), "--directory", str(study),
+        "--configfile", str(tmp_path / "tiny.yaml"), "--jobs", "4", "--latency-wait", "5",
+        "--seconds-between-status-checks", "1", "--slurm-init-seconds-before-status-checks", "1",
+    ]  # fmt: skip
+    try:
+        result = subprocess.run(
+            command, cwd=repo, env=env, capture_output=True, text=True, timeout=900
+        )
+    finally:  # no job outlives the test, even when snakemake was killed
+        if ids := [path.name for path in (state / "jobs").glob("*")]:
+            subprocess.run(["scancel", *ids], env=env, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (study / "results/report/index.html").is_file()
+
+    jobs = [json.loads(path.read_text()) for path in (state / "jobs").glob("*/job.json")]
+    calls = [json.loads(line) for line in (state / "calls.jsonl").read_text().splitlines()]
+    # Every SLURM job succeeded at once: the profile's retries hid nothing.
+    assert [job["exit_code"] for job in jobs] == [0] * len(jobs)
+
+    # Group jobs: one SLURM job for all phantoms, one for all acquisitions, each asking for one
+    # job's CPU and memory and the runtimes in series (phantom 1000 MB / 3 min, acquire
+    # 2000 MB / 1 min), as the jobstep plugin runs a group's jobs one after the other.
+    for rule, group, mem_mb, minutes in [
+        ("phantom", "phantoms", 1000, 3),
+        ("acquire", "acquisitions", 2000, 1),
+    ]:
+        (group_job,) = only(jobs, rule)
+        assert target_rules(group_job) == [rule] * SAMPLES
+        assert f"/group_{group}_{rule}/" in group_job["options"]["--output"]
+        options = group_job["options"]
+        assert (options["--ntasks"], options["--cpus-per-task"]) == ("1", "1")
+        assert (options["--mem"], options["--time"]) == (str(mem_mb), str(minutes * SAMPLES))
+
+    # The MPI solves: RANKS tasks of one CPU and 4 GB each; the job's one step is the rule's
+    # `srun -n RANKS dime-pipeline simulate` (the fake runs it with mpiexec).
+    steps: dict[str, list[list[str]]] = {}
+    for call in calls:
+        if call["command"] == "srun":
+            steps.setdefault(call["job"], []).append(call["argv"])
+    simulates = only(jobs, "simulate")
+    assert len(simulates) == SAMPLES
+    for job in simulates:
+        options = job["options"]
+        assert (options["--ntasks"], options["--cpus-per-task"]) == (str(RANKS), "1")
+        assert options["--mem-per-cpu"] == "4000" and "--mem" not in options
+        assert [argv[:3] for argv in steps[job["id"]]] == [["-n", str(RANKS), "dime-pipeline"]]
+    for index in range(SAMPLES):
+        sample = read_sample(study / f"results/samples/homogeneous/{index:04d}.zarr")
+        assert sample.attrs["solver"]["ranks"] == RANKS  # the communicator the solve ran on
+
+    # The JIT cache was warmed by its own job before any solve was submitted.
+    (warm_up,) = only(jobs, "warm_jit_cache")
+    assert warm_up["end"] < min(job["submitted"] for job in simulates)
+
+    # Training and DIME inversion ask for a GPU (the tiny config then trains on the CPU).
+    for rule, cpus in [("train", "8"), ("invert_dime", "4")]:
+        (job,) = only(jobs, rule)
+        assert job["options"]["--gpus"] == "1" and job["options"]["--cpus-per-task"] == cpus
+        assert [argv[:5] for argv in steps[job["id"]]] == [
+            ["-n1", "--cpu-bind=q", f"--cpus-per-task={cpus}", "--gpus=1", "--nodes=1"]
+        ]
