@@ -5,13 +5,16 @@ Run: ``.venv/bin/python benchmarks/bench_fem_3d.py --scale 0.4 --solver direct``
 ``benchmarks/results/fem_3d_<solver>_<scale>.json``). ``--scale s`` shrinks every edge of the
 block by s at the same resolution (dofs ~ s³), to measure how cost grows towards the full block.
 The driver is the top face (prescribed 20 µm, z direction); the other faces absorb. Each rank
-count runs in its own ``mpirun`` process; memory is the peak resident size summed over ranks.
+count runs in its own ``mpirun`` process with one BLAS thread per rank; memory is the peak
+resident size summed over ranks. MUMPS factorises LDLᵀ (the forms are complex symmetric), with
+block low-rank compression unless ``--no-blr``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -35,7 +38,7 @@ def block_cells(scale: float) -> tuple[list[float], list[int], float]:
     return edges, [int(np.ceil(edge / size)) for edge in edges], wavelength
 
 
-def solve_once(scale: float, solver: str) -> dict:
+def solve_once(scale: float, solver: str, blr: bool = True) -> dict:
     """Runs on every rank of the current MPI world; returns rank 0's record."""
     from dime_pipeline.fem.backend import MPI
     from dime_pipeline.fem.meshes import SIDES, tagged_box, uniform_medium
@@ -49,7 +52,7 @@ def solve_once(scale: float, solver: str) -> dict:
     mesh_seconds = time.perf_counter() - start
     absorbing = [tag for name, tag in SIDES.items() if name != "zmax"]
     boundary = Boundary(prescribed={SIDES["zmax"]: (0.0, 0.0, 2e-5)}, absorbing=absorbing)
-    options = SolverOptions(kind=solver, blr=solver == "direct", blr_tolerance=1e-7)
+    options = SolverOptions(kind=solver, blr=blr and solver == "direct", blr_tolerance=1e-7)
     start = time.perf_counter()
     solution = solve_elastic(medium, 2 * np.pi * FREQUENCY_HZ, tags, boundary, options=options)
     total = time.perf_counter() - start
@@ -63,6 +66,7 @@ def solve_once(scale: float, solver: str) -> dict:
         "dofs": solution.dofs,
         "ranks": comm.size,
         "solver": solver,
+        "blr": options.blr,
         "iterations": solution.iterations,
         "seconds": {"mesh": mesh_seconds, **solution.seconds, "total": total},
         "peak_memory_mb": peak_mb,
@@ -74,10 +78,11 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=0.4)
     parser.add_argument("--solver", choices=("direct", "iterative"), default="direct")
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--no-blr", dest="blr", action="store_false", help="plain MUMPS")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        record = solve_once(args.scale, args.solver)
+        record = solve_once(args.scale, args.solver, args.blr)
         if record["ranks"] == 1 or _rank() == 0:
             print("RESULT " + json.dumps(record), flush=True)
         return
@@ -86,13 +91,17 @@ def main() -> None:
         mpirun = str(Path(sys.executable).parent / "mpirun")
         command = [mpirun, "-n", str(ranks), sys.executable, __file__, "--worker"]
         command += ["--scale", str(args.scale), "--solver", args.solver]
-        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        command += [] if args.blr else ["--no-blr"]
+        # One BLAS thread per rank, as the workflow runs its solves: 2 ranks × 2 threads would
+        # oversubscribe the cores, and a threaded 1-rank baseline would flatter 1 rank.
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+        output = subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout
         runs.append(json.loads(output.split("RESULT ", 1)[1].splitlines()[0]))
     result = {"benchmark": "fem_3d_block", "runs": runs}
     if len(runs) > 1:
         result["speedup_2_ranks"] = runs[0]["seconds"]["total"] / runs[1]["seconds"]["total"]
     RESULTS.mkdir(exist_ok=True)
-    name = f"fem_3d_{args.solver}_{args.scale:g}.json"
+    name = f"fem_3d_{args.solver}{'' if args.blr else '_noblr'}_{args.scale:g}.json"
     (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 

@@ -27,6 +27,8 @@ def study_differences(first: Path, second: Path) -> list[str]:
     """Human-readable differences between two study folders (empty when equivalent)."""
     differences: list[str] = []
     names = sorted(set(_outputs(first)) | set(_outputs(second)))
+    if not names:  # nothing compared is not "identical"
+        return [f"no meshes/ or results/ outputs in {first} or {second}"]
     for name in names:
         a, b = first / name, second / name
         if not (a.exists() and b.exists()):

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> None:
 
     seconds = warm_jit_cache(args.dim, args.jit_cache, SolverOptions(kind=args.solver))
     record = {
-        "jit_cache": str(args.jit_cache.resolve()),
+        "jit_cache": str(args.jit_cache),  # as given: a study folder may move
         "solver": args.solver,
         "seconds": {name: round(value, 3) for name, value in seconds.items()},
         "versions": versions(),
