@@ -14,10 +14,13 @@ import argparse
 import importlib
 import logging
 import sys
+import time
 import traceback
 
 from dime_pipeline import __version__
 from dime_pipeline.errors import UserError
+
+ABORT_GRACE_S = 1.0  # seconds between printing an error and MPI_Abort
 
 # Order is the order of the pipeline; a command is listed here only once it works.
 COMMANDS = (
@@ -86,6 +89,9 @@ def _abort_other_ranks(code: int) -> None:
     if _mpi_ranks() > 1:
         sys.stdout.flush()
         sys.stderr.flush()
+        # The process manager kills every rank on MPI_Abort and may drop output it has not yet
+        # forwarded (seen: about 1 run in 12 lost the error line): give it time to forward.
+        time.sleep(ABORT_GRACE_S)
         sys.modules["mpi4py.MPI"].COMM_WORLD.Abort(code)
 
 
