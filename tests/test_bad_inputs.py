@@ -628,3 +628,18 @@ def test_one_line_on_the_real_stderr(tmp_path, tool_env):
         "must be positive numbers, give --voxel-size-mm"
     ]
     assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_damaged_chunk_found_by_lazy_training_reads(tmp_path, capsys, pack, workers):
+    """Packs above ``data.preload_mb`` are read crop by crop, in DataLoader workers: a damaged
+    chunk found mid-training is still one line naming the pack, and no model is exported."""
+    DAMAGE["garbage-chunk"](pack, "measured")
+    config = tmp_path / "lazy.yaml"
+    config.write_text(f"data: {{preload_mb: 0, num_workers: {workers}}}\n")
+    argv = [*pack_command("train", pack, tmp_path), "--config", config]
+    assert main([str(a) for a in argv]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dime-pipeline train: error: ")
+    assert f"{pack}: not a readable packed dataset (Zstd decompression error" in lines[0]
+    assert not (tmp_path / "run" / "model.pt").exists()

@@ -47,6 +47,9 @@ def acquired_store(directory: Path, family: str, seed: int, snr: float | None, *
     return path
 
 
+PACK_OPTIONS = ["--seed", "3", "--fractions", "0.5", "0.25", "0.25", "--config-hash", "f00d"]
+
+
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory) -> list[Path]:
     """Two families × 6 samples × 2 noise levels (noise-free and SNR 10)."""
@@ -62,8 +65,7 @@ def stores(tmp_path_factory) -> list[Path]:
 @pytest.fixture(scope="module")
 def packed(stores, tmp_path_factory) -> dict[str, Pack]:
     out = tmp_path_factory.mktemp("packs")
-    options = ["--seed", "3", "--fractions", "0.5", "0.25", "0.25", "--config-hash", "f00d"]
-    assert main(["pack", *map(str, stores), "--out-dir", str(out), *options]) == 0
+    assert main(["pack", *map(str, stores), "--out-dir", str(out), *PACK_OPTIONS]) == 0
     return {split: Pack(out / f"{split}.zarr") for split in SPLITS}
 
 
@@ -142,6 +144,19 @@ def test_pack_is_deterministic(stores, tmp_path):
     for split in SPLITS:
         a, b = Pack(tmp_path / "a" / f"{split}.zarr"), Pack(tmp_path / "b" / f"{split}.zarr")
         np.testing.assert_array_equal(a.column("measured"), b.column("measured"))
+
+
+def test_stores_from_an_argument_file_pack_the_same(stores, packed, tmp_path):
+    """The workflow passes its 10⁴ store paths as @FILE (one per line): more paths than one
+    command line may hold."""
+    listing = tmp_path / "stores.txt"
+    listing.write_text("".join(f"{store}\n" for store in stores))
+    out = tmp_path / "from-file"
+    assert main(["pack", f"@{listing}", "--out-dir", str(out), *PACK_OPTIONS]) == 0
+    for split in SPLITS:
+        np.testing.assert_array_equal(
+            packed[split].column("measured"), Pack(out / f"{split}.zarr").column("measured")
+        )
 
 
 def test_empty_split_is_written(stores, tmp_path):

@@ -81,3 +81,14 @@ def test_two_ranks_equal_one_rank(phantom, one_rank_store, jit_cache, tool_env):
     one = one_rank_store.displacement
     difference = np.linalg.norm(two.displacement - one) / np.linalg.norm(one)
     assert difference < 1e-8
+
+
+def test_srun_tasks_that_are_not_one_mpi_world_are_refused(phantom, tmp_path, monkeypatch, capsys):
+    """`srun -n 2` without SLURM's PMI starts two 1-rank worlds: both would solve and write."""
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "2")
+    out = tmp_path / "s.zarr"
+    assert main(["simulate", str(phantom), "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("dime-pipeline simulate: error: srun started 2 tasks")
+    assert "--mpi=pmi2" in error
+    assert not out.exists()

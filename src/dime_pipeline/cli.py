@@ -41,7 +41,10 @@ COMMANDS = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dime-pipeline",
-        description="MRE inversion research pipeline (simulation, DIME, MMDI, evaluation).",
+        description="MRE inversion research pipeline (simulation, DIME, MMDI, evaluation). "
+        "@FILE stands for the arguments in FILE, one per line (for thousands of stores).",
+        # A paper-scale study passes 40 000 store paths: more than one command line may hold.
+        fromfile_prefix_chars="@",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--quiet", action="store_true", help="log warnings and errors only")

@@ -309,8 +309,9 @@ SRUN_VALUED = {
     **{k: "--ntasks" for k in ("-n", "--ntasks")},
     **{k: "--cpus-per-task" for k in ("-c", "--cpus-per-task")},
     **{k: "--nodes" for k in ("-N", "--nodes")},
-    **{k: k for k in ("--cpu-bind", "--gpus")},
+    **{k: k for k in ("--cpu-bind", "--gpus", "--mpi")},
 }
+MPI_PLUGINS = ("pmi2", "pmix", "none")
 
 
 def srun(argv: list[str]) -> None:
@@ -327,6 +328,8 @@ def srun(argv: list[str]) -> None:
         fail("srun", f"the fake srun does not bind CPUs (--cpu-bind={options['--cpu-bind']})")
     if options.get("--nodes", "1") != "1":
         fail("srun", "the fake cluster runs every job on one node (--nodes must be 1)")
+    if options.get("--mpi", "pmi2") not in MPI_PLUGINS:
+        fail("srun", f"MPI plugin {options['--mpi']!r} not in {MPI_PLUGINS}")
     ntasks = positive_int("srun", "--ntasks", options.get("--ntasks", "1"))
     cpus_per_task = positive_int("srun", "--cpus-per-task", options.get("--cpus-per-task", "1"))
     gpus = positive_int("srun", "--gpus", options["--gpus"]) if "--gpus" in options else 0

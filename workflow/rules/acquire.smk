@@ -28,6 +28,7 @@ rule acquire:
 rule pack:
     input:
         stores=all_acquired(),
+        listing=store_list("acquired"),
     output:
         train=directory("results/datasets/train.zarr"),
         val=directory("results/datasets/val.zarr"),
@@ -48,6 +49,6 @@ rule pack:
         mem_mb=4000,
         runtime=10,
     shell:
-        "dime-pipeline pack {input.stores} --out-dir {params.out_dir} "
+        "dime-pipeline pack @{input.listing} --out-dir {params.out_dir} "
         "--fractions {params.fractions} --seed {params.seed} "
         "--config-hash {params.config_hash} > {log} 2>&1"

@@ -33,6 +33,17 @@ def seed_of(wildcards):
     return sample_seed(SETTINGS.seed, wildcards.family, int(wildcards.index))
 
 
+def store_list(kind):
+    """The file listing the study's stores of `kind` (samples, acquired), one per line: the
+    commands read it as @FILE, since 10⁴ paths exceed the kernel's limit for a command line."""
+    return f"results/lists/{kind}.txt"
+
+
+def write_store_list(stores, listing, log):
+    Path(listing).write_text("".join(f"{store}\n" for store in stores))
+    Path(log).write_text(f"listed {len(stores)} stores in {listing}\n")
+
+
 def all_stores():
     return [f"results/samples/{family}/{index}.zarr" for family, index in sample_ids()]
 

@@ -52,9 +52,24 @@ rule simulate:
         "--jit-cache {params.jit_cache} {params.solver} > {log} 2>&1"
 
 
+rule list_stores:
+    input:
+        stores=lambda wildcards: all_stores() if wildcards.kind == "samples" else all_acquired(),
+    output:
+        listing="results/lists/{kind}.txt",
+    wildcard_constraints:
+        kind="samples|acquired",
+    log:
+        "results/logs/list_stores/{kind}.log",
+    localrule: True
+    run:
+        write_store_list(input.stores, output.listing, log[0])
+
+
 rule summarize:
     input:
         stores=all_stores(),
+        listing=store_list("samples"),
     output:
         summary="results/samples/summary.json",
     conda:
@@ -68,4 +83,4 @@ rule summarize:
         mem_mb=1000,
         runtime=5,
     shell:
-        "dime-pipeline summarize {input.stores} --out {output.summary} > {log} 2>&1"
+        "dime-pipeline summarize @{input.listing} --out {output.summary} > {log} 2>&1"

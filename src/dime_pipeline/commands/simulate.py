@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--solver",
         choices=("direct", "iterative"),
         default="direct",
-        help="direct: MUMPS LU (default); iterative: GMRES with a damped-operator preconditioner",
+        help="direct: MUMPS LDLT (default); iterative: GMRES with a damped-operator preconditioner",
     )
     parser.add_argument(
         "--max-iterations", type=int, default=500, help="iterative solver: GMRES iterations"
@@ -46,5 +46,20 @@ def run(args: argparse.Namespace) -> None:
     if args.max_iterations < 1:
         raise UserError(f"--max-iterations must be >= 1 (got {args.max_iterations})")
     options = SolverOptions(kind=args.solver, max_iterations=args.max_iterations)
+    _check_mpi_started()
     # An error on one rank ends every rank: `dime_pipeline.cli.main` aborts the MPI job.
     simulate(args.phantom_dir, args.out, args.jit_cache, options)
+
+
+def _check_mpi_started() -> None:
+    """srun started several tasks, but each is an MPI world of its own (MPI did not reach
+    SLURM's PMI): they would all solve the whole problem and race to write the same store."""
+    from dime_pipeline.errors import UserError
+    from dime_pipeline.fem.backend import MPI
+
+    tasks = int(os.environ.get("SLURM_STEP_NUM_TASKS", "1"))
+    if tasks > 1 and MPI.COMM_WORLD.size == 1:
+        raise UserError(
+            f"srun started {tasks} tasks but each is a separate MPI world of 1 rank: start MPI "
+            "through SLURM's PMI (`srun --mpi=pmi2` or `--mpi=pmix`)"
+        )

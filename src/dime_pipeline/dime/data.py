@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from dime_pipeline.datasets import Pack
 from dime_pipeline.dime.normalization import dimensionless_log_modulus, physics_scale
 from dime_pipeline.errors import UserError
+from dime_pipeline.store import read_errors
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class _Rows:
 
     def __init__(self, paths: Sequence[Path], input_array: str, preload_mb: float) -> None:
         packs = [Pack(path) for path in paths]
+        self.paths = [Path(path) for path in paths]
         self.sources = [(p, i) for p, pack in enumerate(packs) for i in range(len(pack))]
         if not self.sources:
             raise UserError(f"{', '.join(map(str, paths))}: no samples to train on")
@@ -104,9 +106,10 @@ class _Rows:
         field = np.zeros((n_components, size, size), np.complex64)
         mask = np.zeros((size, size), bool)
         modulus = np.zeros((size, size), np.complex64)
-        field[(slice(None), *target)] = arrays["field"][(index, slice(None), *lead, *source)]
-        mask[tuple(target)] = arrays["mask"][(index, *lead, *source)]
-        modulus[tuple(target)] = arrays["modulus"][(index, *lead, *source)]
+        with read_errors(self.paths[pack], "packed dataset"):  # lazy Zarr reads (large packs)
+            field[(slice(None), *target)] = arrays["field"][(index, slice(None), *lead, *source)]
+            mask[tuple(target)] = arrays["mask"][(index, *lead, *source)]
+            modulus[tuple(target)] = arrays["modulus"][(index, *lead, *source)]
         return field, mask, modulus
 
 

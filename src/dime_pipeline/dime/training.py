@@ -31,6 +31,7 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.plugins.environments import LightningEnvironment
+from lightning.pytorch.utilities import rank_zero_only
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dime_pipeline import __version__
@@ -164,15 +165,21 @@ def fit(
     L.seed_everything(config.seed, workers=True)
     if not dev_run:
         out_dir.mkdir(parents=True, exist_ok=True)
-        text = yaml.safe_dump(config.model_dump(), sort_keys=False)
-        write_text_atomic(out_dir / "config.yaml", text)
+        if rank_zero_only.rank == 0:  # DDP runs fit() once per process
+            text = yaml.safe_dump(config.model_dump(), sort_keys=False)
+            write_text_atomic(out_dir / "config.yaml", text)
     module = DimeModule(config.network.model_dump(), config.optim.model_dump())
     checkpoints = [] if dev_run else _checkpoints(config, out_dir / "checkpoints")
     trainer = _trainer(config.trainer, out_dir, [*checkpoints, *callbacks], history)
     with warnings.catch_warnings():
         for pattern in _QUIET_WARNINGS:
             warnings.filterwarnings("ignore", message=pattern)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+        except UserError as error:
+            # From a DataLoader worker it arrives wrapped in the worker's traceback: its own
+            # message is the last line.
+            raise UserError(str(error).splitlines()[-1].split("UserError: ")[-1]) from None
     best = checkpoints[0] if checkpoints else None
     return _finish(trainer, module, best, config, train, val, out_dir, resume_from)
 

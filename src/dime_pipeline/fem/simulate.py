@@ -216,6 +216,9 @@ def _solver_facts(
         "versions": {**versions(), "dime_pipeline": __version__},
         "elements": {name: elements[name] for name in solutions},
         "linear_solver": options.kind,
+        "factorisation": ("LDLT" if options.symmetric else "LU")
+        if options.kind == "direct"
+        else None,
         "boundary": "first-order absorbing (Lysmer-Kuhlemeyer) on the outer boundary",
     }
 

@@ -1,5 +1,6 @@
 """Harmonic solves: anti-plane shear (scalar P2) and elasticity (Taylor–Hood P2/P1, plane strain
-in 2D, full 3D), with MUMPS LU by default or preconditioned GMRES for large 3D problems.
+in 2D, full 3D), with MUMPS (LDLᵀ: the forms are complex symmetric) by default or preconditioned
+GMRES for large 3D problems.
 
 Boundary data are given per facet tag (:class:`Boundary`); untagged boundaries are traction-free.
 """
