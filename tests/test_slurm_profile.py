@@ -1,5 +1,6 @@
 """`workflow/profiles/slurm` as shipped, on a fake SLURM (tests/fake_slurm): the real workflow is
-submitted with sbatch, polled with sacct, and its solves run as 2-rank MPI steps (`srun -n 2`)."""
+submitted with sbatch, polled with sacct, and its solves run as 2-rank MPI steps
+(`srun --mpi=pmi2 -n 2`)."""
 
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ def test_slurm_profile_runs_the_study(
         assert (options["--mem"], options["--time"]) == (str(mem_mb), str(minutes * SAMPLES))
 
     # The MPI solves: RANKS tasks of one CPU and 4 GB each; the job's one step is the rule's
-    # `srun -n RANKS dime-pipeline simulate` (the fake runs it with mpiexec).
+    # `srun --mpi=pmi2 -n RANKS dime-pipeline simulate` (the fake runs it with mpiexec).
     steps: dict[str, list[list[str]]] = {}
     for call in calls:
         if call["command"] == "srun":
@@ -98,7 +99,9 @@ def test_slurm_profile_runs_the_study(
         options = job["options"]
         assert (options["--ntasks"], options["--cpus-per-task"]) == (str(RANKS), "1")
         assert options["--mem-per-cpu"] == "4000" and "--mem" not in options
-        assert [argv[:3] for argv in steps[job["id"]]] == [["-n", str(RANKS), "dime-pipeline"]]
+        # MPI through SLURM's PMI-2, not one 1-rank world per task
+        expected = ["--mpi=pmi2", "-n", str(RANKS), "dime-pipeline"]
+        assert [argv[:4] for argv in steps[job["id"]]] == [expected]
     for index in range(SAMPLES):
         sample = read_sample(study / f"results/samples/homogeneous/{index:04d}.zarr")
         assert sample.attrs["solver"]["ranks"] == RANKS  # the communicator the solve ran on
