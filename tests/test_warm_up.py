@@ -42,3 +42,22 @@ def test_solves_after_the_warm_up_compile_nothing(phantoms: list[Path], tmp_path
         out = tmp_path / f"{phantom.name}.zarr"
         assert main(["simulate", str(phantom), "--out", str(out), "--jit-cache", str(cache)]) == 0
     assert sorted(cache.rglob("*")) == compiled
+
+
+def test_3d_solve_after_the_warm_up_compiles_nothing(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    small_3d = {
+        "grid": {"shape": [20, 20], "voxel_size_mm": 4.0, "slices": 2},
+        "frequency_hz": {"min": 30, "max": 30},
+        "mesh": {"elements_per_wavelength": 3, "max_size_voxels": 2},
+    }
+    config.write_text(dump_config(validate_config(small_3d)))
+    phantom = tmp_path / "phantom"
+    argv = ["phantom", "homogeneous", "--seed", "4", "--dim", "3", "--config", str(config)]
+    assert main([*argv, "--out", str(phantom)]) == 0
+    cache, record = tmp_path / "jit", tmp_path / "warm-up.json"
+    assert main(["warm-up", "--dim", "3", "--jit-cache", str(cache), "--out", str(record)]) == 0
+    compiled = sorted(cache.rglob("*"))
+    out = tmp_path / "sample.zarr"
+    assert main(["simulate", str(phantom), "--out", str(out), "--jit-cache", str(cache)]) == 0
+    assert sorted(cache.rglob("*")) == compiled
