@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
+from common import machine, write_report
 
 from dime_pipeline.dime import DimeUNet, UNetConfig, as_model, invert_dime
 from dime_pipeline.dime.inference import window_padding
@@ -103,14 +101,10 @@ def case(name: str, network: DimeUNet, field, mask, stride: int, runs: int, devi
     return result
 
 
-def machine(threads: int, device: str) -> dict[str, object]:
+def torch_facts(threads: int, device: str) -> dict[str, object]:
     return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
         "torch_threads": threads,
         "device": device if device == "cpu" else torch.cuda.get_device_name(),
-        "python": sys.version.split()[0],
         "torch": str(torch.__version__),
     }
 
@@ -150,13 +144,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "results": results,
         "authors_over_ours_full_fov": results[5]["seconds"]["median"]
         / results[0]["seconds"]["median"],
-        "machine": machine(args.threads, args.device),
-        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(**torch_facts(args.threads, args.device)),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, args.out)  # atomic: a killed run leaves no half-written result
+    write_report(args.out, report)
     print(json.dumps(report, indent=2))
     return report
 

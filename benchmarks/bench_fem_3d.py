@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import RESULTS, machine, write_report
 
-RESULTS = Path(__file__).resolve().parent / "results"
 BLOCK_M = (0.20, 0.16, 0.10)
 FREQUENCY_HZ, STORAGE_PA, LOSS_RATIO, DENSITY = 60.0, 1500.0, 0.2, 1000.0
 ELEMENTS_PER_WAVELENGTH = 6
@@ -100,9 +100,8 @@ def main() -> None:
     result = {"benchmark": "fem_3d_block", "runs": runs}
     if len(runs) > 1:
         result["speedup_2_ranks"] = runs[0]["seconds"]["total"] / runs[1]["seconds"]["total"]
-    RESULTS.mkdir(exist_ok=True)
     name = f"fem_3d_{args.solver}{'' if args.blr else '_noblr'}_{args.scale:g}.json"
-    (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
+    write_report(RESULTS / name, {**result, "machine": machine()})
     print(json.dumps(result, indent=2))
 
 

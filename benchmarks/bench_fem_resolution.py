@@ -23,16 +23,14 @@ the phase error far from the driver. tests/test_fem_resolution.py checks two poi
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from common import machine, write_report
 
 from dime_pipeline.fem.backend import MPI, dolfinx, versions
 from dime_pipeline.fem.meshes import SIDES, tagged_box, uniform_medium
@@ -179,17 +177,6 @@ def recommend(results: list[dict]) -> int:
     return int(min(candidates)) if candidates else -1
 
 
-def machine() -> dict[str, object]:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "ranks": MPI.COMM_WORLD.size,
-        **versions(),
-    }
-
-
 def main(argv: list[str] | None = None) -> dict[str, object] | None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--elements", type=float, nargs="+", default=list(ELEMENTS))
@@ -235,13 +222,9 @@ def main(argv: list[str] | None = None) -> dict[str, object] | None:
         "margin": MARGIN,
         "recommended_elements_per_wavelength": recommend(results),
         "cases": results,
-        "machine": machine(),
-        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(ranks=MPI.COMM_WORLD.size, **versions()),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, args.out)  # atomic: a killed run leaves no half-written result
+    write_report(args.out, report)
     print(
         f"recommended elements per wavelength: {report['recommended_elements_per_wavelength']}"
         f" (worst error < {TOLERANCE / MARGIN:.1%} over all cases)"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -20,12 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import RESULTS, machine, write_report
+
 from dime_pipeline.config import dump_config, validate_config
 from dime_pipeline.fem.simulate import simulate
 from dime_pipeline.phantoms import make_phantom
 from dime_pipeline.store import read_sample
 
-RESULTS = Path(__file__).resolve().parent / "results"
 CONFIG = {
     "grid": {"shape": [256, 256], "voxel_size_mm": 1.5},
     "materials": {"storage_modulus_kpa": {"min": 2.0, "max": 2.0}},
@@ -77,7 +77,7 @@ def run(repeats: int, seed: int = 11) -> dict:
         "speedup_2_ranks": round(
             statistics.median(one_rank_stages) / statistics.median(two_rank_totals), 3
         ),
-        "machine": {"cpus": platform.machine(), "python": platform.python_version()},
+        "machine": machine(),
     }
 
 
@@ -85,8 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     result = run(parser.parse_args().repeats)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "fem_sample.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_report(RESULTS / "fem_sample.json", result)
     print(json.dumps(result, indent=2))
 
 

@@ -12,17 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import scipy
+from common import machine, write_report
 
 from dime_pipeline.inversion import MMDIParameters, direct_inversion, mmdi
 
@@ -55,18 +53,6 @@ def time_runs(invert: Callable[[], object], runs: int) -> list[float]:
     return seconds
 
 
-def machine() -> dict[str, object]:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "python": sys.version.split()[0],
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-    }
-
-
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
@@ -90,13 +76,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "di_seconds": {"median": di_median, "all": di_seconds},
         "mmdi_over_di": mmdi_median / di_median,
         "mmdi_parameters": asdict(params),
-        "machine": machine(),
-        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(
+            usable_cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            numpy=np.__version__,
+            scipy=scipy.__version__,
+        ),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, args.out)  # atomic: a killed run leaves no half-written result
+    write_report(args.out, report)
     print(json.dumps(report, indent=2))
     return report
 

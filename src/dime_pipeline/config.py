@@ -48,17 +48,21 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Range(_Strict):
-    """A closed interval [min, max] from which a value is drawn uniformly per sample."""
-
-    min: float
-    max: float
+class _Ordered(_Strict):
+    """Bounds ``min`` ≤ ``max`` (the subclasses declare their types)."""
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
         if self.min > self.max:
             raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
         return self
+
+
+class Range(_Ordered):
+    """A closed interval [min, max] from which a value is drawn uniformly per sample."""
+
+    min: float
+    max: float
 
 
 class GridConfig(_Strict):
@@ -136,17 +140,11 @@ class DriverConfig(_Strict):
     arc_deg: Range = Range(min=30.0, max=90.0)
 
 
-class IntRange(_Strict):
+class IntRange(_Ordered):
     """A closed integer interval [min, max], drawn uniformly per sample."""
 
     min: NonNegativeInt
     max: NonNegativeInt
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Self:
-        if self.min > self.max:
-            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
-        return self
 
 
 def _positive_range(value: Range, name: str) -> None:

@@ -15,11 +15,13 @@ from pathlib import Path
 @contextmanager
 def atomic_file(path: str | Path) -> Iterator[Path]:
     """Yield a hidden temporary sibling of ``path`` to write; on success it is renamed to
-    ``path`` (atomic on POSIX), on failure removed. The sibling keeps the suffix of ``path``, for
-    writers that pick the format from it."""
+    ``path`` (atomic on POSIX), on failure removed. The sibling keeps the suffixes of ``path``
+    (``.nii.gz`` too), for writers that pick the format from them."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{uuid.uuid4().hex[:8]}{path.suffix}")
+    suffixes = "".join(path.suffixes)
+    stem = path.name.removesuffix(suffixes)
+    tmp = path.with_name(f".{stem}.tmp-{uuid.uuid4().hex[:8]}{suffixes}")
     try:
         yield tmp
         os.replace(tmp, path)

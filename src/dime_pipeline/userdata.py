@@ -16,10 +16,8 @@ The unit of the field does not matter (G* = -ρω² U/∇²U is scale-free), onl
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +26,7 @@ import numpy as np
 from dime_pipeline.errors import UserError, one_line
 from dime_pipeline.inversion.harmonic import MIN_OFFSETS, first_harmonic
 from dime_pipeline.inversion.result import InversionResult
+from dime_pipeline.textio import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -410,32 +409,15 @@ def output_maps(volume: UserVolume, result: InversionResult) -> np.ndarray:
 def write_outputs(
     out: Path, png: Path | None, volume: UserVolume, result: InversionResult, method: str
 ) -> None:
-    """Write OUT (and the preview PNG) atomically: temporary siblings, then os.replace."""
-    writers: list[tuple[Path, Callable[[Path], None]]] = [
-        (out, lambda tmp: _write_nifti(tmp, volume, result, method))
-    ]
-    if png is not None:
-        writers.append((png, lambda tmp: _write_png(tmp, volume, result, method)))
-    temps: list[Path] = []
+    """Write OUT (and the preview PNG) atomically: both are written to temporary siblings, and
+    renamed only once both are complete."""
     try:
-        for final, write in writers:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            temps.append(_temporary_sibling(final))
-            write(temps[-1])
-        for tmp, (final, _) in zip(temps, writers, strict=True):
-            os.replace(tmp, final)
+        with contextlib.ExitStack() as stack:
+            _write_nifti(stack.enter_context(atomic_file(out)), volume, result, method)
+            if png is not None:
+                _write_png(stack.enter_context(atomic_file(png)), volume, result, method)
     except OSError as error:
         raise UserError(f"cannot write output ({error})") from None
-    finally:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
-
-
-def _temporary_sibling(path: Path) -> Path:
-    """A hidden sibling with the same suffixes (nibabel and matplotlib read the format from it)."""
-    suffix = next((s for s in (*NIFTI_SUFFIXES[::-1], ".png") if path.name.endswith(s)), "")
-    stem = path.name[: len(path.name) - len(suffix)]
-    return path.with_name(f".{stem}.tmp-{uuid.uuid4().hex[:8]}{suffix}")
 
 
 def _write_nifti(path: Path, volume: UserVolume, result: InversionResult, method: str) -> None:

@@ -115,8 +115,3 @@ def _number(text: str) -> float | int:
         return int(text)
     except ValueError:
         return float(text)
-
-
-def checkpoint_step(path: str | Path) -> int:
-    """The global step a checkpoint was saved at."""
-    return int(torch.load(path, map_location="cpu", weights_only=False)["global_step"])

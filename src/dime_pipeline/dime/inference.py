@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +51,7 @@ from dime_pipeline.dime.normalization import (
     physics_scale,
 )
 from dime_pipeline.errors import UserError, config_error
+from dime_pipeline.textio import atomic_file
 
 MODEL_FORMAT = "dime-pipeline/dime-model"
 MODEL_FORMAT_VERSION = 1
@@ -114,13 +114,8 @@ def save_model(
         "state_dict": {k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
         "metadata": json.loads(json.dumps(dict(metadata or {}), default=str)),  # plain types
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    with atomic_file(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

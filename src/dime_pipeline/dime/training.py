@@ -40,7 +40,6 @@ from dime_pipeline.dime.checkpointing import (
     AtomicCheckpointIO,
     MetricsLog,
     Row,
-    checkpoint_step,
     log_history,
     log_text,
 )
@@ -154,10 +153,10 @@ def fit(
     resume_from = last if resume and not dev_run and last.is_file() else None
     history: list[Row] = []
     if resume_from is not None:
-        _check_compatible(resume_from, config)
+        step = _resumable_step(resume_from, config)
         log.info("resuming from %s", resume_from)
         # The rows logged before the checkpoint; the resumed run logs the later ones again.
-        history = log_history(out_dir / LIVE_LOG, checkpoint_step(resume_from))
+        history = log_history(out_dir / LIVE_LOG, step)
     datamodule = DimeDataModule(
         train, val, config.network.patch_size, config.data, seed=config.seed
     )
@@ -235,12 +234,12 @@ def _trainer(
     )
 
 
-def _check_compatible(checkpoint: Path, config: TrainingConfig) -> None:
-    """Refuse to resume a run whose network differs from the config's (a clear error, not a
-    size-mismatch traceback deep inside Lightning)."""
+def _resumable_step(checkpoint: Path, config: TrainingConfig) -> int:
+    """The global step ``checkpoint`` was saved at; refuses a run whose network differs from the
+    config's (a clear error, not a size-mismatch traceback deep inside Lightning)."""
     try:
         saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        network = saved["hyper_parameters"]["network"]
+        network, step = saved["hyper_parameters"]["network"], int(saved["global_step"])
     except Exception as error:
         raise UserError(f"{checkpoint}: cannot resume from it ({type(error).__name__})") from None
     if UNetConfig(**network) != config.network:
@@ -248,6 +247,7 @@ def _check_compatible(checkpoint: Path, config: TrainingConfig) -> None:
             f"{checkpoint} was trained with network {network}, the config asks for "
             f"{config.network.model_dump()}: use another --out-dir, or --fresh to start over"
         )
+    return step
 
 
 def _finish(
