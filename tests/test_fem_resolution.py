@@ -26,6 +26,8 @@ def _benchmark() -> ModuleType:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up by name
+    if str(BENCHMARK.parent) not in sys.path:  # as when run as a script: `common` beside it
+        sys.path.append(str(BENCHMARK.parent))
     spec.loader.exec_module(module)
     return module
 
