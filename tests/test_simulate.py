@@ -92,3 +92,19 @@ def test_srun_tasks_that_are_not_one_mpi_world_are_refused(phantom, tmp_path, mo
     assert error.startswith("dime-pipeline simulate: error: srun started 2 tasks")
     assert "--mpi=pmi2" in error
     assert not out.exists()
+
+
+@pytest.mark.mpi
+def test_iterative_on_two_ranks_equals_direct(phantom, one_rank_store, jit_cache, tool_env):
+    """The block preconditioner moves each field between the mixed space and its collapsed
+    space by scatters, which must hold when the two number and own their dofs differently."""
+    out = phantom.parent / "iterative.zarr"
+    command = ["mpirun", "-n", "2", "dime-pipeline", "--quiet", "simulate", str(phantom)]
+    command += ["--solver", "iterative", "--out", str(out), "--jit-cache", str(jit_cache)]
+    subprocess.run(command, env=tool_env, check=True, timeout=300)
+    iterative = read_sample(out)
+    assert iterative.attrs["solver"]["linear_solver"] == "iterative"
+    assert all(n > 1 for n in iterative.attrs["solver"]["iterations"].values())
+    one = one_rank_store.displacement
+    difference = np.linalg.norm(iterative.displacement - one) / np.linalg.norm(one)
+    assert difference < 1e-6

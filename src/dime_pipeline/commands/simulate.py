@@ -30,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--solver",
         choices=("direct", "iterative"),
         default="direct",
-        help="direct: MUMPS LDLT (default); iterative: GMRES with a damped-operator preconditioner",
+        help="direct: MUMPS LDLT (default); iterative: FGMRES with AMG of the damped operator "
+        "(and a block preconditioner for displacement-pressure)",
     )
     parser.add_argument(
         "--max-iterations", type=int, default=500, help="iterative solver: GMRES iterations"

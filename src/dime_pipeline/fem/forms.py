@@ -143,7 +143,7 @@ def mixed_elastic_form(
     return a
 
 
-def mixed_elastic_preconditioner_form(
+def damped_displacement_form(
     space: dolfinx.fem.FunctionSpace,
     medium: Medium,
     omega: complex,
@@ -151,20 +151,54 @@ def mixed_elastic_preconditioner_form(
     absorbing: Sequence[int],
     pml: Pml | None = None,
 ) -> ufl.Form:
-    """Block-diagonal preconditioner of the mixed form: the damped displacement operator
-    (ω² → (1 − i·shift) ω² through a complex ``omega``) and the pressure Schur-complement
-    approximation −(1/(2G*) + 1/λ) M_p."""
-    u, p = ufl.TrialFunctions(space)
-    v, q = ufl.TestFunctions(space)
+    """The displacement block of :func:`mixed_elastic_form` on a vector space, damped through a
+    complex ``omega`` (ω² → (1 − i·shift) ω²): what the block preconditioner hands to AMG."""
+    u, v = ufl.TrialFunction(space), ufl.TestFunction(space)
     m, st = medium, Stretching(space.mesh, pml)
     omega = frequency_constant(space.mesh, omega)
     stress = 2 * m.shear_modulus * ufl.sym(st.grad(u)) * st.jacobian
     a = ufl.inner(ufl.dot(stress, st.inverse) if st.active else stress, ufl.grad(v)) * ufl.dx
     a -= omega**2 * ufl.inner(m.density * st.jacobian * u, v) * ufl.dx
-    a -= ufl.inner((1 / (2 * m.shear_modulus) + 1 / m.lame_lambda) * st.jacobian * p, q) * ufl.dx
     normal = ufl.FacetNormal(space.mesh)
     normal_part = ufl.dot(u, normal)
     traction = m.pressure_speed * normal_part * normal + m.shear_speed * (u - normal_part * normal)
     for tag in absorbing:
         a += 1j * omega * ufl.inner(m.density * traction, v) * ds(tag)
     return a
+
+
+def divergence_form(
+    displacement_space: dolfinx.fem.FunctionSpace,
+    pressure_space: dolfinx.fem.FunctionSpace,
+    pml: Pml | None = None,
+) -> ufl.Form:
+    """−∫ ∇̃·U q̄ J dx: the pressure-row, displacement-column block of :func:`mixed_elastic_form`."""
+    u, q = ufl.TrialFunction(displacement_space), ufl.TestFunction(pressure_space)
+    st = Stretching(displacement_space.mesh, pml)
+    return -ufl.inner(ufl.tr(st.grad(u)) * st.jacobian, q) * ufl.dx
+
+
+def schur_forms(
+    space: dolfinx.fem.FunctionSpace,
+    medium: Medium,
+    omega: float,
+    ds: ufl.Measure,
+    absorbing: Sequence[int],
+) -> tuple[ufl.Form, ufl.Form]:
+    """The two pressure operators of the Schur-complement approximation Ŝ⁻¹ = H⁻¹ − M⁻¹:
+
+    M = ∫ (1/(2G*) + 1/λ) p q̄ dx (the short-wave limit, as for Stokes) and the compressional
+    Helmholtz operator H = ∫ (∇p·∇q̄ − k_p² p q̄) / (ρω²) dx + ∫_Γa i k_p p q̄ / (ρω²) ds,
+    k_p = ω/c_p, whose impedance term is the absorbing boundary's normal dashpot seen from the
+    pressure (Cahouet–Chabard for the oscillating operator; see ``preconditioners``)."""
+    p, q = ufl.TrialFunction(space), ufl.TestFunction(space)
+    m = medium
+    omega = frequency_constant(space.mesh, omega)
+    mass = ufl.inner((1 / (2 * m.shear_modulus) + 1 / m.lame_lambda) * p, q) * ufl.dx
+    stiffness = 1 / (m.density * omega**2)
+    wavenumber = omega / m.pressure_speed
+    helmholtz = ufl.inner(stiffness * ufl.grad(p), ufl.grad(q)) * ufl.dx
+    helmholtz -= ufl.inner(stiffness * wavenumber**2 * p, q) * ufl.dx
+    for tag in absorbing:
+        helmholtz += 1j * ufl.inner(stiffness * wavenumber * p, q) * ds(tag)
+    return mass, helmholtz

@@ -21,10 +21,23 @@ from dime_pipeline.fem.backend import PETSc, dolfinx
 from dime_pipeline.fem.forms import (
     Pml,
     antiplane_form,
+    damped_displacement_form,
+    divergence_form,
     mixed_elastic_form,
-    mixed_elastic_preconditioner_form,
+    schur_forms,
 )
 from dime_pipeline.fem.media import Medium
+from dime_pipeline.fem.preconditioners import (
+    DISPLACEMENT_AMG,
+    DISPLACEMENT_LU,
+    PRESSURE_HELMHOLTZ,
+    PRESSURE_MASS,
+    BlockTriangular,
+    FieldScatter,
+    PressureSchur,
+    configured_ksp,
+    rigid_body_modes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +70,11 @@ class SolverOptions:
     here is complex *symmetric* (real basis functions, symmetric weak forms, Dirichlet rows and
     columns eliminated together, the PML stretching applied to both sides), so ``symmetric``
     factorises LDLᵀ: about 30 % less memory and time than LU on the 3D block.
-    ``iterative``: GMRES preconditioned by LU/AMG of the damped ("shifted") operator
-    ρω² → (1 − i·shift) ρω²; converges without restarts for lossy tissue."""
+    ``iterative``: flexible GMRES to relative residual ``rtol``. Anti-plane shear is
+    preconditioned by AMG (or LU) of the damped ("shifted") operator ρω² → (1 − i·shift) ρω²;
+    the displacement–pressure forms by the block preconditioner of ``preconditioners`` (AMG or
+    LU of the damped displacement block, a compressional-Helmholtz Schur approximation).
+    ``restart``: Krylov vectors kept (memory: 2 × restart vectors of the system's size)."""
 
     kind: Literal["direct", "iterative"] = "direct"
     ordering: int = 7
@@ -68,9 +84,11 @@ class SolverOptions:
     shift: float = 0.5
     rtol: float = 1e-8
     max_iterations: int = 500
+    restart: int = 100
     preconditioner: Literal["lu", "gamg"] = "gamg"
 
-    def petsc_options(self, split: bool = False) -> dict[str, Any]:
+    def petsc_options(self) -> dict[str, Any]:
+        """The outer solver's options; for ``iterative`` without its preconditioner."""
         if self.kind == "direct":
             options = {
                 "ksp_type": "preonly",
@@ -83,31 +101,17 @@ class SolverOptions:
             if self.blr:
                 options |= {"mat_mumps_icntl_35": 2, "mat_mumps_cntl_7": self.blr_tolerance}
             return options
-        options = {
+        return {
             "ksp_type": "fgmres",
-            "ksp_gmres_restart": 200,
+            "ksp_gmres_restart": self.restart,
             "ksp_rtol": self.rtol,
             "ksp_max_it": self.max_iterations,
+            "ksp_norm_type": "unpreconditioned",  # converged means the true residual is small
         }
-        inner = (
-            {"pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
-            if self.preconditioner == "lu"
-            else {"pc_type": "gamg", "pc_gamg_threshold": 0.02, "mg_levels_ksp_max_it": 3}
-        )
-        if not split:
-            return options | inner
-        # Mixed form: Schur complement factorisation; the displacement block is preconditioned by
-        # the damped operator, the Schur complement by the pressure block of the preconditioner.
-        return options | {
-            "pc_type": "fieldsplit",
-            "pc_fieldsplit_type": "schur",
-            "pc_fieldsplit_schur_fact_type": "lower",
-            "pc_fieldsplit_schur_precondition": "a11",
-            "fieldsplit_u_ksp_type": "preonly",
-            "fieldsplit_p_ksp_type": "preonly",
-            "fieldsplit_p_pc_type": "jacobi",
-            **{f"fieldsplit_u_{key}": value for key, value in inner.items()},
-        }
+
+    def damped_solver(self) -> dict[str, Any]:
+        """How the damped operator (anti-plane) or displacement block (elastic) is inverted."""
+        return DISPLACEMENT_LU if self.preconditioner == "lu" else DISPLACEMENT_AMG
 
 
 DEFAULT_SOLVER = SolverOptions()
@@ -143,14 +147,19 @@ def solve_antiplane(
     ds = ufl.Measure("ds", domain=mesh, subdomain_data=facet_tags)
 
     a = antiplane_form(space, medium, omega, ds, boundary.absorbing, pml)
-    preconditioner = None
-    if options.kind == "iterative":  # shifted operator: ω² → (1 − i·shift) ω²
-        damped = omega * np.sqrt(1 - 1j * options.shift)
-        preconditioner = antiplane_form(space, medium, damped, ds, boundary.absorbing, pml)
     rhs = _load_form(space, ds, boundary, load)
     bcs = _dirichlet(space, None, facet_tags, boundary)
+
+    def damped_operator() -> Preconditioner:  # ω² → (1 − i·shift) ω², by AMG or LU
+        damped = omega * np.sqrt(1 - 1j * options.shift)
+        form = antiplane_form(space, medium, damped, ds, boundary.absorbing, pml)
+        matrix = _assembled(dolfinx.fem.form(form, jit_options=jit_options), bcs)
+        inner = {k: v for k, v in options.damped_solver().items() if k != "ksp_type"}
+        return Preconditioner(options=inner, matrix=matrix)
+
+    preconditioner = damped_operator if options.kind == "iterative" else None
     field_, iterations, seconds = _solve(
-        space, a, preconditioner, rhs, bcs, "antiplane", options, jit_options, split=None
+        space, a, rhs, bcs, "antiplane", options, jit_options, preconditioner
     )
     return Solution(field_, space.dofmap.index_map.size_global, iterations, seconds)
 
@@ -175,17 +184,17 @@ def solve_elastic(
     ds = ufl.Measure("ds", domain=mesh, subdomain_data=facet_tags)
 
     a = mixed_elastic_form(space, medium, omega, ds, boundary.absorbing, pml)
-    preconditioner, split = None, None
-    if options.kind == "iterative":
-        damped = omega * np.sqrt(1 - 1j * options.shift)
-        preconditioner = mixed_elastic_preconditioner_form(
-            space, medium, damped, ds, boundary.absorbing, pml
-        )
-        split = [("u", _field_indices(space, 0)), ("p", _field_indices(space, 1))]
     rhs = _load_form(space, ds, boundary, load)
     bcs = _dirichlet(space, 0, facet_tags, boundary)
+
+    def block_preconditioner() -> Preconditioner:
+        return _block_preconditioner(
+            space, medium, omega, facet_tags, ds, boundary, pml, options, jit_options
+        )
+
+    preconditioner = block_preconditioner if options.kind == "iterative" else None
     mixed, iterations, seconds = _solve(
-        space, a, preconditioner, rhs, bcs, "elastic", options, jit_options, split
+        space, a, rhs, bcs, "elastic", options, jit_options, preconditioner
     )
     dofs = space.dofmap.index_map.size_global * space.dofmap.index_map_bs
     # A view of the displacement, not a collapsed copy: evaluating and integrating work on it,
@@ -281,87 +290,117 @@ def _function_bc(
     return dolfinx.fem.dirichletbc(data, dolfinx.fem.locate_dofs_topological(target, fdim, facets))
 
 
-def _field_indices(space: dolfinx.fem.FunctionSpace, field_index: int) -> PETSc.IS:
-    """Global PETSc indices of the owned dofs of one field of a mixed space."""
-    _, dofs = space.sub(field_index).collapse()
-    dofs = np.asarray(dofs, dtype=np.int32)
-    index_map, bs = space.dofmap.index_map, space.dofmap.index_map_bs
-    owned = dofs[dofs < index_map.size_local * bs]
-    return PETSc.IS().createGeneral(owned + index_map.local_range[0] * bs, comm=space.mesh.comm)
+@dataclass
+class Preconditioner:
+    """What an iterative solve adds to its outer Krylov solver: PETSc PC ``options``, and a
+    preconditioning ``matrix`` or a Python PC (``python``, freed with its PC); ``owned``:
+    objects to free after the solve."""
+
+    options: dict[str, Any] = field(default_factory=dict)
+    matrix: PETSc.Mat | None = None
+    python: BlockTriangular | None = None
+    owned: list = field(default_factory=list)
+
+    def destroy(self) -> None:
+        for obj in [self.matrix, *self.owned]:
+            if obj is not None:
+                obj.destroy()
+
+
+def _block_preconditioner(
+    space: dolfinx.fem.FunctionSpace,
+    medium: Medium,
+    omega: float,
+    facet_tags: dolfinx.mesh.MeshTags,
+    ds: ufl.Measure,
+    boundary: Boundary,
+    pml: Pml | None,
+    options: SolverOptions,
+    jit_options: dict | None,
+) -> Preconditioner:
+    """The block lower-triangular preconditioner of a displacement–pressure system."""
+    displacement, pressure = FieldScatter(space, 0), FieldScatter(space, 1)
+    u_space, p_space = displacement.space, pressure.space
+    u_bcs = _dirichlet(u_space, None, facet_tags, boundary)  # the rows and columns A has fixed
+
+    def assembled(form: ufl.Form, bcs: list | None = None) -> PETSc.Mat:
+        return _assembled(dolfinx.fem.form(form, jit_options=jit_options), bcs or [])
+
+    damped = omega * np.sqrt(1 - 1j * options.shift)
+    block = assembled(
+        damped_displacement_form(u_space, medium, damped, ds, boundary.absorbing, pml), u_bcs
+    )
+    if options.preconditioner == "gamg":
+        block.setNearNullSpace(rigid_body_modes(u_space))
+    divergence = assembled(divergence_form(u_space, p_space, pml), u_bcs)
+    mass_form, helmholtz_form = schur_forms(p_space, medium, omega, ds, boundary.absorbing)
+    mass, helmholtz = assembled(mass_form), assembled(helmholtz_form)
+    solvers = [
+        configured_ksp(block, "dime_u", options.damped_solver()),
+        configured_ksp(helmholtz, "dime_h", PRESSURE_HELMHOLTZ),
+        configured_ksp(mass, "dime_m", PRESSURE_MASS),
+    ]
+    schur = PressureSchur(helmholtz=solvers[1], mass=solvers[2])
+    python = BlockTriangular(displacement, pressure, solvers[0], divergence, schur)
+    owned = [*solvers, block, divergence, mass, helmholtz, displacement, pressure]
+    return Preconditioner(python=python, owned=owned)
+
+
+def _assembled(form: dolfinx.fem.Form, bcs: list) -> PETSc.Mat:
+    matrix = dolfinx.fem.petsc.assemble_matrix(form, bcs=bcs)
+    matrix.assemble()
+    return matrix
 
 
 def _solve(
     space: dolfinx.fem.FunctionSpace,
     a: ufl.Form,
-    preconditioner: ufl.Form | None,
     rhs: ufl.Form,
     bcs: list,
     name: str,
     options: SolverOptions,
     jit_options: dict | None,
-    split: list[tuple[str, PETSc.IS]] | None,
+    preconditioner: Callable[[], Preconditioner] | None,
 ) -> tuple[dolfinx.fem.Function, int, dict[str, float]]:
-    """Compile, assemble and solve; returns the solution, iterations and stage timings."""
+    """Compile, assemble and solve; returns the solution, iterations and stage timings
+    (``precondition``: assembling and setting up an iterative solve's preconditioner)."""
     petsc = dolfinx.fem.petsc
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    forms = [dolfinx.fem.form(f, jit_options=jit_options) for f in (a, rhs, preconditioner) if f]
-    a_form, rhs_form = forms[0], forms[1]
+    a_form, rhs_form = (dolfinx.fem.form(f, jit_options=jit_options) for f in (a, rhs))
     seconds["compile"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    matrix = petsc.assemble_matrix(a_form, bcs=bcs)
-    matrix.assemble()
-    precond_matrix = None
-    if preconditioner is not None:
-        precond_matrix = petsc.assemble_matrix(forms[2], bcs=bcs)
-        precond_matrix.assemble()
+    matrix = _assembled(a_form, bcs)
     vector = petsc.assemble_vector(rhs_form)
     petsc.apply_lifting(vector, [a_form], bcs=[bcs])
     vector.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
     petsc.set_bc(vector, bcs)
     seconds["assemble"] = time.perf_counter() - start
 
+    built = Preconditioner()
+    if preconditioner is not None:
+        start = time.perf_counter()
+        built = preconditioner()
+        seconds["precondition"] = time.perf_counter() - start
+
     start = time.perf_counter()
-    ksp = _configure_ksp(matrix, precond_matrix, name, options, split)
+    ksp = configured_ksp(
+        matrix, f"dime_{name}", options.petsc_options() | built.options, built.matrix, built.python
+    )
     solution = dolfinx.fem.Function(space)
     ksp.solve(vector, solution.x.petsc_vec)
     solution.x.scatter_forward()
     seconds["solve"] = time.perf_counter() - start
     reason, iterations = ksp.getConvergedReason(), ksp.getIterationNumber()
-    for obj in (ksp, matrix, precond_matrix, vector):
-        if obj is not None:
-            obj.destroy()
+    for obj in (ksp, matrix, vector, built):
+        obj.destroy()
     if reason < 0:
         raise SolverError(f"{name} solve failed (PETSc KSP reason {reason}, {iterations} its)")
     if not np.all(np.isfinite(solution.x.array)):
         raise SolverError(f"{name} solve produced non-finite values")
     log.info("%s solve: %d iterations, %s", name, iterations, _rounded(seconds))
     return solution, iterations, seconds
-
-
-def _configure_ksp(
-    matrix: PETSc.Mat,
-    precond_matrix: PETSc.Mat | None,
-    name: str,
-    options: SolverOptions,
-    split: list[tuple[str, PETSc.IS]] | None,
-) -> PETSc.KSP:
-    ksp = PETSc.KSP().create(matrix.getComm())
-    ksp.setOperators(matrix, precond_matrix or matrix)
-    prefix = f"dime_{name}_{id(ksp)}_"  # unique: options never leak between solves
-    ksp.setOptionsPrefix(prefix)
-    database = PETSc.Options()
-    for key, value in options.petsc_options(split=bool(split)).items():
-        database[f"{prefix}{key}"] = value
-    if split:
-        ksp.getPC().setType("fieldsplit")
-        ksp.getPC().setFieldSplitIS(*split)
-    ksp.setFromOptions()
-    ksp.setUp()  # sub-solvers (field splits) read their options here
-    for key in options.petsc_options(split=bool(split)):
-        database.delValue(f"{prefix}{key}")
-    return ksp
 
 
 def _rounded(seconds: dict[str, float]) -> dict[str, float]:
