@@ -31,8 +31,10 @@ DISPLACEMENT_AMG = {
     "ksp_type": "preonly",
     "pc_type": "gamg",
     "pc_gamg_threshold": 0.05,
-    # SOR smoothing: Chebyshev's eigenvalue estimates assume a (nearly) Hermitian operator.
-    "mg_levels_ksp_type": "richardson",
+    # Two GMRES steps with SOR per level: the coarse levels of the damped operator are still
+    # indefinite; Chebyshev (GAMG's default) and Richardson smoothers let the outer iterations
+    # grow with the block (Richardson: 62 → 115 → 172 from 41 k to 281 k dofs; GMRES: 59 → 94).
+    "mg_levels_ksp_type": "gmres",
     "mg_levels_pc_type": "sor",
     "mg_levels_ksp_max_it": 2,
 }
