@@ -56,6 +56,7 @@ class Stretching:
     """S⁻¹ and J of the PML, or the identity when there is none."""
 
     def __init__(self, mesh: dolfinx.mesh.Mesh, pml: Pml | None) -> None:
+        self.mesh = mesh
         self.active = pml is not None
         if self.active:
             factors = pml.stretch(mesh)
@@ -127,17 +128,33 @@ def mixed_elastic_form(
     v, q = ufl.TestFunctions(space)
     m, st = medium, Stretching(space.mesh, pml)
     omega = frequency_constant(space.mesh, omega)
-    strain = ufl.sym(st.grad(u))
-    divergence = ufl.tr(st.grad(u))
+    a = _momentum(u, v, m, st, omega, ds, absorbing, pressure=p)
+    a -= ufl.inner((ufl.tr(st.grad(u)) + p / m.lame_lambda) * st.jacobian, q) * ufl.dx
+    return a
+
+
+def _momentum(
+    u: ufl.core.expr.Expr,
+    v: ufl.core.expr.Expr,
+    m: Medium,
+    st: Stretching,
+    omega: dolfinx.fem.Constant,
+    ds: ufl.Measure,
+    absorbing: Sequence[int],
+    pressure: ufl.core.expr.Expr | None = None,
+) -> ufl.Form:
+    """The displacement rows: ∫ (2G* ε̃(U) − p I):ε̃(V̄) J − ρω² J U·V̄ dx plus the absorbing
+    boundary's dashpots (the pressure term only in the mixed form)."""
+    stress = 2 * m.shear_modulus * ufl.sym(st.grad(u))
+    if pressure is not None:
+        stress -= pressure * ufl.Identity(len(u))
     # ε̃(U):ε̃(V) = (ε̃(U) S⁻¹):∇V and p ∇̃·V = (p S⁻¹):∇V, S⁻¹ diagonal and on the trial side.
-    stress = (2 * m.shear_modulus * strain - p * ufl.Identity(len(u))) * st.jacobian
+    stress = stress * st.jacobian
     a = ufl.inner(ufl.dot(stress, st.inverse) if st.active else stress, ufl.grad(v)) * ufl.dx
     a -= omega**2 * ufl.inner(m.density * st.jacobian * u, v) * ufl.dx
-    a -= ufl.inner((divergence + p / m.lame_lambda) * st.jacobian, q) * ufl.dx
-    normal = ufl.FacetNormal(space.mesh)
+    normal = ufl.FacetNormal(st.mesh)
     normal_part = ufl.dot(u, normal)
-    tangential_part = u - normal_part * normal
-    traction = m.pressure_speed * normal_part * normal + m.shear_speed * tangential_part
+    traction = m.pressure_speed * normal_part * normal + m.shear_speed * (u - normal_part * normal)
     for tag in absorbing:
         a += 1j * omega * ufl.inner(m.density * traction, v) * ds(tag)
     return a
@@ -154,17 +171,9 @@ def damped_displacement_form(
     """The displacement block of :func:`mixed_elastic_form` on a vector space, damped through a
     complex ``omega`` (ω² → (1 − i·shift) ω²): what the block preconditioner hands to AMG."""
     u, v = ufl.TrialFunction(space), ufl.TestFunction(space)
-    m, st = medium, Stretching(space.mesh, pml)
+    st = Stretching(space.mesh, pml)
     omega = frequency_constant(space.mesh, omega)
-    stress = 2 * m.shear_modulus * ufl.sym(st.grad(u)) * st.jacobian
-    a = ufl.inner(ufl.dot(stress, st.inverse) if st.active else stress, ufl.grad(v)) * ufl.dx
-    a -= omega**2 * ufl.inner(m.density * st.jacobian * u, v) * ufl.dx
-    normal = ufl.FacetNormal(space.mesh)
-    normal_part = ufl.dot(u, normal)
-    traction = m.pressure_speed * normal_part * normal + m.shear_speed * (u - normal_part * normal)
-    for tag in absorbing:
-        a += 1j * omega * ufl.inner(m.density * traction, v) * ds(tag)
-    return a
+    return _momentum(u, v, medium, st, omega, ds, absorbing)
 
 
 def divergence_form(

@@ -84,20 +84,17 @@ class FieldScatter:
     def __init__(self, mixed: dolfinx.fem.FunctionSpace, field: int) -> None:
         collapsed, (mixed_dofs,) = mixed.sub(field).collapse()  # one map per cell type
         index_map, bs = collapsed.dofmap.index_map, collapsed.dofmap.index_map_bs
+        mixed_map = mixed.dofmap.index_map  # mixed spaces have block size 1
         owned = index_map.size_local * bs
-        mixed_global = mixed.dofmap.index_map.local_to_global(  # mixed spaces: block size 1
-            np.asarray(mixed_dofs[:owned], dtype=np.int32)
-        )
-        start = index_map.local_range[0] * bs
+        mixed_global = mixed_map.local_to_global(np.asarray(mixed_dofs[:owned], dtype=np.int32))
         comm = mixed.mesh.comm
         source = PETSc.IS().createGeneral(mixed_global.astype(PETSc.IntType), comm=comm)
+        start = index_map.local_range[0] * bs
         target = PETSc.IS().createStride(owned, first=start, step=1, comm=comm)
         self.space = collapsed
         # laid out as matrices assembled on the collapsed space (owned dofs, no ghosts)
         self.vector = PETSc.Vec().createMPI((owned, PETSc.DECIDE), bsize=bs, comm=comm)
-        mixed_map = mixed.dofmap.index_map
-        mixed_owned = mixed_map.size_local * mixed.dofmap.index_map_bs
-        mixed_vector = PETSc.Vec().createMPI((mixed_owned, PETSc.DECIDE), comm=comm)
+        mixed_vector = PETSc.Vec().createMPI((mixed_map.size_local, PETSc.DECIDE), comm=comm)
         self.scatter = PETSc.Scatter().create(mixed_vector, source, self.vector, target)
         for obj in (source, target, mixed_vector):
             obj.destroy()
