@@ -91,12 +91,45 @@ def _product(factors: list) -> ufl.core.expr.Expr:
 def antiplane_form(
     space: dolfinx.fem.FunctionSpace,
     medium: Medium,
-    omega: float,
+    omega: complex,
     ds: ufl.Measure,
     absorbing: Sequence[int],
     pml: Pml | None = None,
 ) -> ufl.Form:
     """Anti-plane shear: ∫ G* ∇̃W·∇̃V̄ J − ρω² J W V̄ dx + ∫_Γa iωρ c_s W V̄ ds."""
+    return _scalar_wave_form(space, medium, omega, ds, absorbing, pml, medium.shear_speed)
+
+
+def component_form(
+    space: dolfinx.fem.FunctionSpace,
+    medium: Medium,
+    omega: complex,
+    ds: ufl.Measure,
+    absorbing: Sequence[int],
+    axis: int,
+    pml: Pml | None = None,
+) -> ufl.Form:
+    """The scalar wave operator that stands in for the displacement block's rows and columns of
+    component ``axis`` in the block preconditioner: ∫ G* ∇̃U_a·∇̃V̄_a J − ρω² J U_a V̄_a dx, with
+    the walls' dashpot c_p n_a² + c_s (1 − n_a²), the part of the Lysmer–Kuhlemeyer dashpot
+    c_p n n + c_s (I − n n) that acts on that component alone (exact on axis-aligned walls).
+
+    2G* ε(U):ε(V) = G* ∇U:∇V + G* ∇·U ∇·V up to boundary terms, so on divergence-free fields (the
+    shear waves, which the pressure leaves alone) this is the displacement block itself."""
+    n = ufl.FacetNormal(space.mesh)
+    speed = medium.pressure_speed * n[axis] ** 2 + medium.shear_speed * (1 - n[axis] ** 2)
+    return _scalar_wave_form(space, medium, omega, ds, absorbing, pml, speed)
+
+
+def _scalar_wave_form(
+    space: dolfinx.fem.FunctionSpace,
+    medium: Medium,
+    omega: complex,
+    ds: ufl.Measure,
+    absorbing: Sequence[int],
+    pml: Pml | None,
+    boundary_speed: ufl.core.expr.Expr,
+) -> ufl.Form:
     w, v = ufl.TrialFunction(space), ufl.TestFunction(space)
     m, st = medium, Stretching(space.mesh, pml)
     omega = frequency_constant(space.mesh, omega)
@@ -106,7 +139,7 @@ def antiplane_form(
     a = ufl.inner(flux, ufl.grad(v)) * ufl.dx
     a -= omega**2 * ufl.inner(m.density * st.jacobian * w, v) * ufl.dx
     for tag in absorbing:
-        a += 1j * omega * ufl.inner(m.density * m.shear_speed * w, v) * ds(tag)
+        a += 1j * omega * ufl.inner(m.density * boundary_speed * w, v) * ds(tag)
     return a
 
 
@@ -128,28 +161,8 @@ def mixed_elastic_form(
     v, q = ufl.TestFunctions(space)
     m, st = medium, Stretching(space.mesh, pml)
     omega = frequency_constant(space.mesh, omega)
-    a = _momentum(u, v, m, st, omega, ds, absorbing, pressure=p)
-    a -= ufl.inner((ufl.tr(st.grad(u)) + p / m.lame_lambda) * st.jacobian, q) * ufl.dx
-    return a
-
-
-def _momentum(
-    u: ufl.core.expr.Expr,
-    v: ufl.core.expr.Expr,
-    m: Medium,
-    st: Stretching,
-    omega: dolfinx.fem.Constant,
-    ds: ufl.Measure,
-    absorbing: Sequence[int],
-    pressure: ufl.core.expr.Expr | None = None,
-) -> ufl.Form:
-    """The displacement rows: ∫ (2G* ε̃(U) − p I):ε̃(V̄) J − ρω² J U·V̄ dx plus the absorbing
-    boundary's dashpots (the pressure term only in the mixed form)."""
-    stress = 2 * m.shear_modulus * ufl.sym(st.grad(u))
-    if pressure is not None:
-        stress -= pressure * ufl.Identity(len(u))
+    stress = (2 * m.shear_modulus * ufl.sym(st.grad(u)) - p * ufl.Identity(len(u))) * st.jacobian
     # ε̃(U):ε̃(V) = (ε̃(U) S⁻¹):∇V and p ∇̃·V = (p S⁻¹):∇V, S⁻¹ diagonal and on the trial side.
-    stress = stress * st.jacobian
     a = ufl.inner(ufl.dot(stress, st.inverse) if st.active else stress, ufl.grad(v)) * ufl.dx
     a -= omega**2 * ufl.inner(m.density * st.jacobian * u, v) * ufl.dx
     normal = ufl.FacetNormal(st.mesh)
@@ -157,34 +170,21 @@ def _momentum(
     traction = m.pressure_speed * normal_part * normal + m.shear_speed * (u - normal_part * normal)
     for tag in absorbing:
         a += 1j * omega * ufl.inner(m.density * traction, v) * ds(tag)
+    a -= ufl.inner((ufl.tr(st.grad(u)) + p / m.lame_lambda) * st.jacobian, q) * ufl.dx
     return a
 
 
-def damped_displacement_form(
-    space: dolfinx.fem.FunctionSpace,
-    medium: Medium,
-    omega: complex,
-    ds: ufl.Measure,
-    absorbing: Sequence[int],
-    pml: Pml | None = None,
-) -> ufl.Form:
-    """The displacement block of :func:`mixed_elastic_form` on a vector space, damped through a
-    complex ``omega`` (ω² → (1 − i·shift) ω²): what the block preconditioner hands to AMG."""
-    u, v = ufl.TrialFunction(space), ufl.TestFunction(space)
-    st = Stretching(space.mesh, pml)
-    omega = frequency_constant(space.mesh, omega)
-    return _momentum(u, v, medium, st, omega, ds, absorbing)
-
-
 def divergence_form(
-    displacement_space: dolfinx.fem.FunctionSpace,
+    component_space: dolfinx.fem.FunctionSpace,
     pressure_space: dolfinx.fem.FunctionSpace,
+    axis: int,
     pml: Pml | None = None,
 ) -> ufl.Form:
-    """−∫ ∇̃·U q̄ J dx: the pressure-row, displacement-column block of :func:`mixed_elastic_form`."""
-    u, q = ufl.TrialFunction(displacement_space), ufl.TestFunction(pressure_space)
-    st = Stretching(displacement_space.mesh, pml)
-    return -ufl.inner(ufl.tr(st.grad(u)) * st.jacobian, q) * ufl.dx
+    """−∫ ∂̃_a U_a q̄ J dx: the pressure rows and component-``axis`` columns of
+    :func:`mixed_elastic_form`."""
+    u, q = ufl.TrialFunction(component_space), ufl.TestFunction(pressure_space)
+    st = Stretching(component_space.mesh, pml)
+    return -ufl.inner(st.grad(u)[axis] * st.jacobian, q) * ufl.dx
 
 
 def schur_forms(

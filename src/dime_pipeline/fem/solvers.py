@@ -21,22 +21,21 @@ from dime_pipeline.fem.backend import PETSc, dolfinx
 from dime_pipeline.fem.forms import (
     Pml,
     antiplane_form,
-    damped_displacement_form,
+    component_form,
     divergence_form,
     mixed_elastic_form,
     schur_forms,
 )
 from dime_pipeline.fem.media import Medium
 from dime_pipeline.fem.preconditioners import (
-    DISPLACEMENT_AMG,
-    DISPLACEMENT_LU,
+    DAMPED_AMG,
+    DAMPED_LU,
     PRESSURE_HELMHOLTZ,
     PRESSURE_MASS,
     BlockTriangular,
     FieldScatter,
     PressureSchur,
     configured_ksp,
-    rigid_body_modes,
 )
 
 log = logging.getLogger(__name__)
@@ -73,7 +72,8 @@ class SolverOptions:
     ``iterative``: flexible GMRES to relative residual ``rtol``. Anti-plane shear is
     preconditioned by AMG (or LU) of the damped ("shifted") operator ρω² → (1 − i·shift) ρω²;
     the displacement–pressure forms by the block preconditioner of ``preconditioners`` (AMG or
-    LU of the damped displacement block, a compressional-Helmholtz Schur approximation).
+    LU of one damped scalar operator per displacement component, a compressional-Helmholtz
+    Schur approximation).
     ``restart``: Krylov vectors kept (memory: 2 × restart vectors of the system's size)."""
 
     kind: Literal["direct", "iterative"] = "direct"
@@ -110,8 +110,9 @@ class SolverOptions:
         }
 
     def damped_solver(self) -> dict[str, Any]:
-        """How the damped operator (anti-plane) or displacement block (elastic) is inverted."""
-        return DISPLACEMENT_LU if self.preconditioner == "lu" else DISPLACEMENT_AMG
+        """How a damped scalar operator (anti-plane, or one displacement component of the block
+        preconditioner) is inverted."""
+        return DAMPED_LU if self.preconditioner == "lu" else DAMPED_AMG
 
 
 DEFAULT_SOLVER = SolverOptions()
@@ -319,32 +320,48 @@ def _block_preconditioner(
     jit_options: dict | None,
 ) -> Preconditioner:
     """The block lower-triangular preconditioner of a displacement–pressure system."""
-    displacement, pressure = FieldScatter(space, 0), FieldScatter(space, 1)
-    u_space, p_space = displacement.space, pressure.space
-    u_bcs = _dirichlet(u_space, None, facet_tags, boundary)  # the rows and columns A has fixed
+    dim = space.mesh.geometry.dim
+    components = [FieldScatter(space.sub(0).sub(axis)) for axis in range(dim)]
+    pressure = FieldScatter(space.sub(1))
+    p_space = pressure.space
 
     def assembled(form: ufl.Form, bcs: list | None = None) -> PETSc.Mat:
         return _assembled(dolfinx.fem.form(form, jit_options=jit_options), bcs or [])
 
     damped = omega * np.sqrt(1 - 1j * options.shift)
-    block = assembled(
-        damped_displacement_form(u_space, medium, damped, ds, boundary.absorbing, pml), u_bcs
-    )
-    if options.preconditioner == "gamg":
-        block.setNearNullSpace(rigid_body_modes(u_space))
-    divergence = assembled(divergence_form(u_space, p_space, pml), u_bcs)
+    operators, divergences = [], []
+    for axis, field_ in enumerate(components):
+        bcs = _component_bcs(field_.space, axis, facet_tags, boundary)  # the rows A has fixed
+        form = component_form(field_.space, medium, damped, ds, boundary.absorbing, axis, pml)
+        operators.append(assembled(form, bcs))
+        divergences.append(assembled(divergence_form(field_.space, p_space, axis, pml), bcs))
     mass_form, helmholtz_form = schur_forms(p_space, medium, omega, ds, boundary.absorbing)
     mass, helmholtz = assembled(mass_form), assembled(helmholtz_form)
     _pin_free_surface_pressure(helmholtz, p_space, facet_tags, boundary)
-    solvers = [
-        configured_ksp(block, "dime_u", options.damped_solver()),
-        configured_ksp(helmholtz, "dime_h", PRESSURE_HELMHOLTZ),
-        configured_ksp(mass, "dime_m", PRESSURE_MASS),
+    component_solvers = [
+        configured_ksp(operator, f"dime_u{axis}", options.damped_solver())
+        for axis, operator in enumerate(operators)
     ]
-    schur = PressureSchur(helmholtz=solvers[1], mass=solvers[2])
-    python = BlockTriangular(displacement, pressure, solvers[0], divergence, schur)
-    owned = [*solvers, block, divergence, mass, helmholtz, displacement, pressure]
+    schur = PressureSchur(
+        helmholtz=configured_ksp(helmholtz, "dime_h", PRESSURE_HELMHOLTZ),
+        mass=configured_ksp(mass, "dime_m", PRESSURE_MASS),
+    )
+    python = BlockTriangular(components, pressure, component_solvers, divergences, schur)
+    owned = [*component_solvers, schur.helmholtz, schur.mass, *operators, *divergences]
+    owned += [mass, helmholtz, *components, pressure]
     return Preconditioner(python=python, owned=owned)
+
+
+def _component_bcs(
+    space: dolfinx.fem.FunctionSpace,
+    axis: int,
+    facet_tags: dolfinx.mesh.MeshTags,
+    boundary: Boundary,
+) -> list[dolfinx.fem.DirichletBC]:
+    """Where displacement component ``axis`` is held (its value does not matter here)."""
+    tags = [*boundary.prescribed, *boundary.clamped]
+    tags += [tag for tag, held in boundary.fixed_components.items() if held == axis]
+    return [bc for tag in tags for bc in _bcs(space, facet_tags, tag, 0.0)]
 
 
 def _pin_free_surface_pressure(
