@@ -95,12 +95,17 @@ def test_block_preconditioner_with_a_traction_free_surface(jit_cache):
     assert _difference(mesh, direct, iterative) < 1e-6
 
 
-@pytest.mark.parametrize("preconditioner, pml", [("gamg", None), ("lu", PML_2D)])
-def test_block_preconditioner_with_rollers_and_a_pml(preconditioner, pml, jit_cache):
+@pytest.mark.parametrize(
+    "preconditioner, pml, most_iterations",
+    [("gamg", None, 80), ("gamg", PML_2D, 250), ("lu", PML_2D, 120)],
+)
+def test_block_preconditioner_with_rollers_and_a_pml(
+    preconditioner, pml, most_iterations, jit_cache
+):
     """Each component's scalar operator holds only that component's rollers and carries the
-    PML stretching of the mixed form: the solve agrees with MUMPS. (With a PML, AMG of the
-    stretched operators converges slowly, so that case runs with LU of them: 49 iterations with
-    AMG and rollers, 91 with LU, rollers and the PML.)"""
+    PML stretching of the mixed form: the solve agrees with MUMPS. Measured: 49 iterations
+    with AMG and rollers; with the PML too, 181 with AMG (SOR smoothing there; Jacobi took 460)
+    and 91 with LU of the component operators."""
     mesh, tags = tagged_box([0.0, 0.0], [0.03, 0.03], [24, 24])
     medium = uniform_medium(mesh, 3000 + 600j, 2.2e9, 1000.0)
     boundary = Boundary(
@@ -114,7 +119,7 @@ def test_block_preconditioner_with_rollers_and_a_pml(preconditioner, pml, jit_ca
     iterative = solve_elastic(
         medium, OMEGA, tags, boundary, pml=pml, options=options, jit_options=jit
     )
-    assert 1 < iterative.iterations <= 120
+    assert 1 < iterative.iterations <= most_iterations
     assert _difference(mesh, direct, iterative) < 1e-6
 
 

@@ -29,6 +29,7 @@ from dime_pipeline.fem.forms import (
 from dime_pipeline.fem.media import Medium
 from dime_pipeline.fem.preconditioners import (
     DAMPED_AMG,
+    DAMPED_AMG_STRETCHED,
     DAMPED_LU,
     PRESSURE_HELMHOLTZ,
     PRESSURE_MASS,
@@ -109,10 +110,12 @@ class SolverOptions:
             "ksp_norm_type": "unpreconditioned",  # converged means the true residual is small
         }
 
-    def damped_solver(self) -> dict[str, Any]:
+    def damped_solver(self, stretched: bool = False) -> dict[str, Any]:
         """How a damped scalar operator (anti-plane, or one displacement component of the block
-        preconditioner) is inverted."""
-        return DAMPED_LU if self.preconditioner == "lu" else DAMPED_AMG
+        preconditioner) is inverted; ``stretched``: the operator carries a PML."""
+        if self.preconditioner == "lu":
+            return DAMPED_LU
+        return DAMPED_AMG_STRETCHED if stretched else DAMPED_AMG
 
 
 DEFAULT_SOLVER = SolverOptions()
@@ -155,7 +158,8 @@ def solve_antiplane(
         damped = omega * np.sqrt(1 - 1j * options.shift)
         form = antiplane_form(space, medium, damped, ds, boundary.absorbing, pml)
         matrix = _assembled(dolfinx.fem.form(form, jit_options=jit_options), bcs)
-        inner = {k: v for k, v in options.damped_solver().items() if k != "ksp_type"}
+        solver = options.damped_solver(stretched=pml is not None)
+        inner = {k: v for k, v in solver.items() if k != "ksp_type"}
         return Preconditioner(options=inner, matrix=matrix)
 
     preconditioner = damped_operator if options.kind == "iterative" else None
@@ -339,7 +343,7 @@ def _block_preconditioner(
     mass, helmholtz = assembled(mass_form), assembled(helmholtz_form)
     _pin_free_surface_pressure(helmholtz, p_space, facet_tags, boundary)
     component_solvers = [
-        configured_ksp(operator, f"dime_u{axis}", options.damped_solver())
+        configured_ksp(operator, f"dime_u{axis}", options.damped_solver(pml is not None))
         for axis, operator in enumerate(operators)
     ]
     schur = PressureSchur(
