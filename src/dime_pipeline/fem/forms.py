@@ -114,8 +114,9 @@ def component_form(
     the walls' dashpot c_p n_a² + c_s (1 − n_a²), the part of the Lysmer–Kuhlemeyer dashpot
     c_p n n + c_s (I − n n) that acts on that component alone (exact on axis-aligned walls).
 
-    2G* ε(U):ε(V) = G* ∇U:∇V + G* ∇·U ∇·V up to boundary terms, so on divergence-free fields (the
-    shear waves, which the pressure leaves alone) this is the displacement block itself."""
+    For uniform G*, 2G* ε(U):ε(V) = G* ∇U:∇V + G* ∇·U ∇·V up to boundary terms, so on
+    divergence-free fields (the shear waves, which the pressure leaves alone) this is the
+    displacement block itself up to those terms."""
     n = ufl.FacetNormal(space.mesh)
     speed = medium.pressure_speed * n[axis] ** 2 + medium.shear_speed * (1 - n[axis] ** 2)
     return _scalar_wave_form(space, medium, omega, ds, absorbing, pml, speed)

@@ -31,11 +31,11 @@ import numpy as np
 
 from dime_pipeline.fem.backend import PETSc, dolfinx
 
-# AMG of a damped scalar wave operator (a displacement component, or anti-plane shear). Three
-# GMRES steps with Jacobi per level: the coarse levels of the damped operator are still
-# indefinite, where Chebyshev (GAMG's default) and Richardson smoothers fail; Jacobi costs a
-# third of SOR's sweeps for the same outer iterations (150 k-dof block: 107 its, 9 s; SOR
-# forward 112, 12 s; symmetric SOR 106, 17 s).
+# AMG of a damped scalar wave operator (a displacement component, or anti-plane shear). GMRES
+# smoothing: the coarse levels of the damped operator are still indefinite, where Chebyshev
+# (GAMG's default) and Richardson let the outer iterations grow or diverge. Jacobi inside is
+# the cheapest for the same outer iterations (150 k-dof block, run by hand: 3 Jacobi steps
+# 107 iterations, 9 s of solve; 2 forward-SOR steps 112, 12 s; 2 symmetric-SOR steps 106, 17 s).
 DAMPED_AMG = {
     "ksp_type": "preonly",
     "pc_type": "gamg",
