@@ -56,7 +56,6 @@ class Stretching:
     """S⁻¹ and J of the PML, or the identity when there is none."""
 
     def __init__(self, mesh: dolfinx.mesh.Mesh, pml: Pml | None) -> None:
-        self.mesh = mesh
         self.active = pml is not None
         if self.active:
             factors = pml.stretch(mesh)
@@ -162,16 +161,19 @@ def mixed_elastic_form(
     v, q = ufl.TestFunctions(space)
     m, st = medium, Stretching(space.mesh, pml)
     omega = frequency_constant(space.mesh, omega)
-    stress = (2 * m.shear_modulus * ufl.sym(st.grad(u)) - p * ufl.Identity(len(u))) * st.jacobian
+    strain = ufl.sym(st.grad(u))
+    divergence = ufl.tr(st.grad(u))
     # ε̃(U):ε̃(V) = (ε̃(U) S⁻¹):∇V and p ∇̃·V = (p S⁻¹):∇V, S⁻¹ diagonal and on the trial side.
+    stress = (2 * m.shear_modulus * strain - p * ufl.Identity(len(u))) * st.jacobian
     a = ufl.inner(ufl.dot(stress, st.inverse) if st.active else stress, ufl.grad(v)) * ufl.dx
     a -= omega**2 * ufl.inner(m.density * st.jacobian * u, v) * ufl.dx
-    normal = ufl.FacetNormal(st.mesh)
+    a -= ufl.inner((divergence + p / m.lame_lambda) * st.jacobian, q) * ufl.dx
+    normal = ufl.FacetNormal(space.mesh)
     normal_part = ufl.dot(u, normal)
-    traction = m.pressure_speed * normal_part * normal + m.shear_speed * (u - normal_part * normal)
+    tangential_part = u - normal_part * normal
+    traction = m.pressure_speed * normal_part * normal + m.shear_speed * tangential_part
     for tag in absorbing:
         a += 1j * omega * ufl.inner(m.density * traction, v) * ds(tag)
-    a -= ufl.inner((ufl.tr(st.grad(u)) + p / m.lame_lambda) * st.jacobian, q) * ufl.dx
     return a
 
 

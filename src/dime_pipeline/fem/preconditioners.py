@@ -45,8 +45,8 @@ DAMPED_AMG = {
     "mg_levels_ksp_max_it": 3,
 }
 # Inside a PML the stretched operator's coefficients turn through large complex phases, and
-# Jacobi smoothing stalls there; SOR does not (24² box, rollers + PML: 460 → 181 iterations;
-# a 8³ box with a PML: no convergence in 500 → 262).
+# Jacobi smoothing stalls there; SOR does not (by hand: a 24² box with rollers and a PML,
+# 460 → 181 iterations; an 8³ box with a PML, no convergence in 500 → 268).
 DAMPED_AMG_STRETCHED = DAMPED_AMG | {"mg_levels_pc_type": "sor"}
 DAMPED_LU = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
 # The weighted pressure mass is complex symmetric: CG in its complex-symmetric variant.
