@@ -24,7 +24,7 @@ Group attributes: ``schema_version``, ``split``, ``families`` (names for the ``f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -61,25 +61,43 @@ PACK_ATTRS = ("split", "families", "config_hash", "versions", "sources")
 # Per-sample arrays that always hold data, so a missing chunk file means a truncated pack (not
 # the columns: an all-zero ``family`` chunk is absent from packs written before EVERY_CHUNK).
 COMPLETE_ARRAYS = ("measured", "displacement", "modulus", "mask")
+IMAGE_ARRAYS = ("measured", "displacement", "modulus", "mask", "labels")  # one chunk per sample
+COLUMNS = tuple(name for name in PACK_ARRAYS if name not in IMAGE_ARRAYS)  # one chunk each
 
 
 def write_pack(
     path: str | Path, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any]
 ) -> None:
-    """Write a packed dataset atomically; every array of the schema, same leading length."""
-    missing = sorted(set(PACK_ARRAYS) - set(arrays)) + sorted(set(PACK_ATTRS) - set(attrs))
+    """Write a packed dataset from whole arrays (every array of the schema, same leading length)."""
+    missing = sorted(set(PACK_ARRAYS) - set(arrays))
     if missing:
         raise ValueError(f"packed dataset lacks {missing}")
     lengths = {name: len(arrays[name]) for name in PACK_ARRAYS}
     if len(set(lengths.values())) != 1:
         raise ValueError(f"arrays disagree on the number of samples: {lengths}")
-    spatial = arrays["modulus"].shape[1:]
-    axes = ["z", "y", "x"][-len(spatial) :]
-    names = {
-        "measured": ["sample", "component", *axes],
-        "displacement": ["sample", "component", *axes],
-        "voxel_size_m": ["sample", "axis"],
-    }
+    count = lengths["modulus"]
+    rows = ({name: arrays[name][i] for name in PACK_ARRAYS} for i in range(count))
+    write_pack_rows(path, count, arrays["measured"].shape[1:], rows, attrs)
+
+
+def write_pack_rows(
+    path: str | Path,
+    count: int,
+    field_shape: tuple[int, ...],
+    rows: Iterable[Mapping[str, Any]],
+    attrs: Mapping[str, Any],
+) -> None:
+    """Write a packed dataset of ``count`` samples atomically, one row at a time.
+
+    ``rows`` yields every array of the schema for one sample; ``field_shape`` is the shape of its
+    ``measured`` field, (component, [z,] y, x). Only one sample's images are held in memory, so
+    packs of any size fit (the per-sample columns, a few numbers each, are written at the end).
+    """
+    missing = sorted(set(PACK_ATTRS) - set(attrs))
+    if missing:
+        raise ValueError(f"packed dataset lacks {missing}")
+    shapes = _row_shapes(tuple(field_shape))
+    axes = ["z", "y", "x"][-len(shapes["modulus"]) :]
     with atomic_directory(Path(path)) as tmp:
         group = zarr.open_group(
             tmp,
@@ -87,20 +105,59 @@ def write_pack(
             zarr_format=3,
             attributes=jsonable({"schema_version": PACK_SCHEMA_VERSION, **attrs}),
         )
-        for name, dtype in PACK_ARRAYS.items():
-            data = np.ascontiguousarray(arrays[name], dtype=dtype)
-            chunks = (1, *data.shape[1:]) if data.ndim > 1 else (max(1, len(data)),)
-            array = group.create_array(
-                name,
-                shape=data.shape,
-                dtype=data.dtype,
-                chunks=chunks,
-                dimension_names=names.get(name, ["sample", *axes][: data.ndim]),
-                config=EVERY_CHUNK,  # kept by this handle only, not by group[name]
-            )
-            if data.size:
-                array[...] = data
+        arrays = {name: _create(group, name, count, shapes[name], axes) for name in PACK_ARRAYS}
+        columns = {name: np.zeros((count, *shapes[name]), PACK_ARRAYS[name]) for name in COLUMNS}
+        written = 0
+        for index, row in enumerate(rows):
+            if index >= count:
+                raise ValueError(f"more than the {count} rows announced")
+            for name in IMAGE_ARRAYS:
+                arrays[name][index] = _checked(row, name, shapes[name])
+            for name, column in columns.items():
+                column[index] = _checked(row, name, shapes[name])
+            written = index + 1
+        if written != count:
+            raise ValueError(f"{written} rows written, {count} announced")
+        for name, column in columns.items():
+            if column.size:
+                arrays[name][...] = column
         consolidate(tmp)
+
+
+def _row_shapes(field_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    """The shape of one sample's entry in every array of the schema."""
+    spatial = field_shape[1:]
+    images = {"measured": field_shape, "displacement": field_shape}
+    images |= {name: spatial for name in ("modulus", "mask", "labels")}
+    return images | {name: () for name in COLUMNS} | {"voxel_size_m": (len(spatial),)}
+
+
+def _create(
+    group: zarr.Group, name: str, count: int, row_shape: tuple[int, ...], axes: list[str]
+) -> zarr.Array:
+    """An array of the schema: one chunk per sample, or one chunk in all for a scalar column."""
+    names = {
+        "measured": ["sample", "component", *axes],
+        "displacement": ["sample", "component", *axes],
+        "voxel_size_m": ["sample", "axis"],
+    }
+    return group.create_array(
+        name,
+        shape=(count, *row_shape),
+        dtype=PACK_ARRAYS[name],
+        chunks=(1, *row_shape) if row_shape else (max(1, count),),
+        dimension_names=names.get(name, ["sample", *axes][: 1 + len(row_shape)]),
+        config=EVERY_CHUNK,  # kept by this handle only, not by group[name]
+    )
+
+
+def _checked(row: Mapping[str, Any], name: str, shape: tuple[int, ...]) -> np.ndarray:
+    if name not in row:
+        raise ValueError(f"a row of the packed dataset lacks {name!r}")
+    value = np.asarray(row[name], dtype=PACK_ARRAYS[name])
+    if value.shape != shape:
+        raise ValueError(f"{name} of a row has shape {value.shape}, expected {shape}")
+    return value
 
 
 class Pack:

@@ -14,7 +14,7 @@ import logging
 import math
 import platform
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ import numpy as np
 import zarr
 
 from dime_pipeline import __version__
-from dime_pipeline.datasets import write_pack
+from dime_pipeline.datasets import write_pack_rows
 from dime_pipeline.errors import UserError
 from dime_pipeline.seeding import generator, sample_seed
 from dime_pipeline.store import read_sample
@@ -43,6 +43,7 @@ class StoreInfo:
     seed: int
     shape: tuple[int, ...]
     config_hash: str
+    acquisition_seed: int
 
     @property
     def key(self) -> tuple[str, int]:
@@ -59,6 +60,7 @@ def inspect_store(path: Path) -> StoreInfo:
         seed=int(sample.attrs["seed"]),
         shape=sample.displacement.shape,
         config_hash=str(sample.attrs["config_hash"]),
+        acquisition_seed=int(sample.attrs["acquisition"]["seed"]),
     )
 
 
@@ -110,7 +112,11 @@ def pack_stores(
     seed: int = 0,
     config_hash: str | None = None,
 ) -> dict[str, list[Path]]:
-    """Write ``out_dir/{train,val,test}.zarr``; every check runs before anything is written."""
+    """Write ``out_dir/{train,val,test}.zarr``; every check runs before anything is written.
+
+    Each store is read twice, checked with all the others and then copied, so memory holds one
+    sample at a time, not a split.
+    """
     check_fractions(fractions)
     if seed < 0:
         raise UserError(f"split seed must be >= 0 (got {seed})")
@@ -129,8 +135,14 @@ def pack_stores(
     written = {}
     for split in SPLITS:
         members = [info for info in rows if assignment[info.key] == split]
-        arrays, attrs = _stack(members, infos[0].shape, families)
-        write_pack(Path(out_dir) / f"{split}.zarr", arrays, {**provenance, **attrs, "split": split})
+        attrs = {
+            **provenance,
+            "sources": [str(info.path) for info in members],
+            "acquisition_seeds": [info.acquisition_seed for info in members],
+            "split": split,
+        }
+        path = Path(out_dir) / f"{split}.zarr"
+        write_pack_rows(path, len(members), infos[0].shape, _rows(members, families), attrs)
         written[split] = [info.path for info in members]
         log.info("%s: %d stores", split, len(members))
     return written
@@ -164,39 +176,24 @@ def _common_config_hash(infos: Sequence[StoreInfo], given: str | None) -> str:
     return hashes[0]
 
 
-def _stack(
-    members: Sequence[StoreInfo], shape: tuple[int, ...], families: list[str]
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The pack's arrays for ``members`` (read one store at a time) and per-row provenance."""
-    n, spatial = len(members), shape[1:]
-    arrays = {
-        "measured": np.zeros((n, *shape), np.complex64),
-        "displacement": np.zeros((n, *shape), np.complex64),
-        "modulus": np.zeros((n, *spatial), np.complex64),
-        "mask": np.zeros((n, *spatial), bool),
-        "labels": np.zeros((n, *spatial), np.int16),
-        "frequency_hz": np.zeros(n),
-        "voxel_size_m": np.zeros((n, len(spatial))),
-        "density_kg_m3": np.zeros(n),
-        "snr": np.zeros(n),
-        "family": np.zeros(n, np.int16),
-        "seed": np.zeros(n, np.int64),
-    }
-    sources, acquisition_seeds = [], []
-    for row, info in enumerate(members):
+def _rows(members: Sequence[StoreInfo], families: list[str]) -> Iterator[dict[str, Any]]:
+    """Every pack array of each member in turn, reading one store at a time."""
+    for info in members:
         sample = read_sample(info.path)
-        for name in ("measured", "displacement", "modulus", "mask", "labels"):
-            arrays[name][row] = getattr(sample, name)
         attrs, snr = sample.attrs, sample.attrs["acquisition"]["snr"]
-        arrays["frequency_hz"][row] = attrs["frequency_hz"]
-        arrays["voxel_size_m"][row] = attrs["voxel_size_m"]
-        arrays["density_kg_m3"][row] = attrs["density_kg_m3"]
-        arrays["snr"][row] = np.inf if snr is None else snr
-        arrays["family"][row] = families.index(info.family)
-        arrays["seed"][row] = info.seed
-        sources.append(str(info.path))
-        acquisition_seeds.append(attrs["acquisition"]["seed"])
-    return arrays, {"sources": sources, "acquisition_seeds": acquisition_seeds}
+        yield {
+            "measured": sample.measured,
+            "displacement": sample.displacement,
+            "modulus": sample.modulus,
+            "mask": sample.mask,
+            "labels": sample.labels,
+            "frequency_hz": attrs["frequency_hz"],
+            "voxel_size_m": attrs["voxel_size_m"],
+            "density_kg_m3": attrs["density_kg_m3"],
+            "snr": np.inf if snr is None else snr,
+            "family": families.index(info.family),
+            "seed": info.seed,
+        }
 
 
 def package_versions() -> dict[str, str]:
