@@ -61,3 +61,22 @@ def test_3d_solve_after_the_warm_up_compiles_nothing(tmp_path: Path) -> None:
     out = tmp_path / "sample.zarr"
     assert main(["simulate", str(phantom), "--out", str(out), "--jit-cache", str(cache)]) == 0
     assert sorted(cache.rglob("*")) == compiled
+
+
+def test_the_workflows_warm_up_serves_both_solvers(phantoms: list[Path], tmp_path: Path) -> None:
+    """`warm_jit_cache` runs `warm-up --config results/config.yaml --solver iterative`: the
+    config's dim and JIT cache, and kernels for direct and iterative solves alike."""
+    cache, record = tmp_path / "jit", tmp_path / "warm-up.json"
+    config = tmp_path / "config.yaml"
+    config.write_text(dump_config(validate_config({**CONFIG, "solver": {"jit_cache": str(cache)}})))
+    argv = ["warm-up", "--config", str(config), "--solver", "iterative", "--out", str(record)]
+    assert main(argv) == 0
+    written = json.loads(record.read_text())
+    assert written["jit_cache"] == str(cache) and written["solver"] == "iterative"
+    assert set(written["seconds"]) == {"2d_free", "2d_absorbing"}
+    compiled = sorted(cache.rglob("*"))
+    for solver in ("direct", "iterative"):
+        out = tmp_path / f"{solver}.zarr"
+        argv = ["simulate", str(phantoms[0]), "--out", str(out), "--jit-cache", str(cache)]
+        assert main([*argv, "--solver", solver]) == 0
+    assert sorted(cache.rglob("*")) == compiled

@@ -4,9 +4,10 @@ import sys
 from pathlib import Path
 
 import dime_pipeline
-from dime_pipeline.config import FAMILIES, PHANTOM_KEYS, validate_config
+from dime_pipeline.config import FAMILIES, PHANTOM_KEYS, dump_config, validate_config
 from dime_pipeline.errors import UserError
 from dime_pipeline.seeding import sample_seed
+from dime_pipeline.textio import write_text_atomic
 
 try:
     SETTINGS = validate_config(config)
@@ -18,6 +19,17 @@ wildcard_constraints:
     family="|".join(FAMILIES),
     index=r"\d{4}",
     snr=r"inf|\d+(\.\d+)?",
+
+
+RESOLVED_CONFIG = "results/config.yaml"
+
+
+def write_resolved_config(path):
+    """Write the validated config to `path` unless it holds exactly that already: an unchanged
+    file keeps its time stamp, so nothing reading it reruns."""
+    text = dump_config(SETTINGS)
+    if not (Path(path).is_file() and Path(path).read_text() == text):
+        write_text_atomic(path, text)
 
 
 def sample_ids():

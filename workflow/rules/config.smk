@@ -1,14 +1,23 @@
-# The validated config, every key spelled out: the input every phantom depends on.
+# The validated config, every key spelled out (`results/config.yaml`): phantoms read it through
+# an ancient edge, the report shows it.
+#
+# It is rewritten by `onstart`, not by rerunning this rule. Snakemake 9 skips its rerun checks
+# (params, code, input) for every job downstream of a job that must rerun, and the ancient edge
+# to the phantoms stops the rerun from spreading; a rule rerun on each config change would so
+# leave a changed split seed, SNR or epoch count unapplied (`pack`, `acquire`, `train` not
+# rerun) until the next invocation, behind a report showing the new config. The rule only
+# creates the file; the report reruns on a config change through its `config_hash` param.
 
 
 rule resolved_config:
     output:
-        "results/config.yaml",
-    params:
-        json=json.dumps(SETTINGS.model_dump(mode="json"), sort_keys=True),
-    conda:
-        "../../environment.yml"
+        RESOLVED_CONFIG,
     log:
         "results/logs/resolved_config.log",
-    shell:
-        "dime-pipeline config --json {params.json:q} --out {output} > {log} 2>&1"
+    localrule: True
+    run:
+        write_resolved_config(output[0])
+
+
+onstart:
+    write_resolved_config(RESOLVED_CONFIG)

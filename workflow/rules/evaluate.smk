@@ -55,7 +55,7 @@ rule report:
         ],
         manifest=rules.evaluate.output.manifest,
         figures=[f"results/figures/{kind}" for kind in FIGURE_KINDS],
-        config="results/config.yaml",
+        config=RESOLVED_CONFIG,
         training_log=training_log_input(),
         phantoms=preview_phantoms(),
     output:
@@ -71,6 +71,7 @@ rule report:
         previews=lambda wildcards, input: " ".join(
             str(Path(folder) / "preview.png") for folder in input.phantoms
         ),
+        config_hash=SETTINGS.digest(),  # the config it shows is rewritten by `onstart`
     conda:
         "../../environment.yml"
     log:

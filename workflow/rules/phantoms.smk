@@ -5,7 +5,7 @@ rule phantom:
     input:
         # ancient: a change elsewhere in the config (acquisition, training) must not regenerate
         # every phantom; the `phantom_keys` param reruns them when their own keys change.
-        config=ancient("results/config.yaml"),
+        config=ancient(RESOLVED_CONFIG),
     output:
         phantom=directory("meshes/{family}/{index}"),
     params:

@@ -2,12 +2,13 @@
 
 
 rule warm_jit_cache:
+    input:
+        # ancient, and no params: a rerun of this rule would hide the solves' own rerun checks
+        # behind their ancient edge to it (see config.smk). It warms the study's first `dim`
+        # and `solver.jit_cache`; after a change of either, the solves compile what it lacks.
+        config=ancient(RESOLVED_CONFIG),
     output:
         record="results/jit/warm-up.json",
-    params:
-        jit_cache=SETTINGS.solver.jit_cache,
-        dim=SETTINGS.dim,
-        solver=SETTINGS.solver.kind,
     conda:
         "../../environment.yml"
     log:
@@ -19,16 +20,18 @@ rule warm_jit_cache:
         mem_mb=2000,
         runtime=15,
     shell:
-        # Every solve uses the same forms: compile them once, before hundreds of solves start.
-        "OMP_NUM_THREADS=1 dime-pipeline warm-up --dim {params.dim} --jit-cache {params.jit_cache} "
-        "--solver {params.solver} --out {output.record} > {log} 2>&1"
+        # Every solve uses the same forms: compile them once, before hundreds of solves start
+        # (the iterative solver's forms include the direct solver's).
+        "OMP_NUM_THREADS=1 dime-pipeline warm-up --config {input.config} --solver iterative "
+        "--out {output.record} > {log} 2>&1"
 
 
 rule simulate:
     input:
         phantom="meshes/{family}/{index}",
-        # ancient: a lost or remade record must not rerun finished solves
-        warm_up=ancient("results/jit/warm-up.json"),
+        # ancient: a remade record must not rerun finished solves (a lost one does, when any
+        # solve has to run: Snakemake then reruns every job reading it)
+        warm_up=ancient(rules.warm_jit_cache.output.record),
     output:
         store=directory("results/samples/{family}/{index}.zarr"),
     params:

@@ -17,26 +17,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "absorbing boundary) into the JIT cache, so parallel solves load them instead of "
         "compiling them at once. Writes a JSON record of what it compiled to --out.",
     )
-    parser.add_argument("--dim", type=int, choices=(2, 3), nargs="+", default=[2])
-    parser.add_argument("--jit-cache", type=Path, default=DEFAULT_JIT_CACHE.expanduser())
-    parser.add_argument("--solver", choices=("direct", "iterative"), default="direct")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="study config YAML: its dim and solver.jit_cache are the defaults",
+    )
+    parser.add_argument(
+        "--dim", type=int, choices=(2, 3), nargs="+", help="default: 2, or the config's dim"
+    )
+    parser.add_argument(
+        "--jit-cache", type=Path, help=f"default: {DEFAULT_JIT_CACHE}, or the config's"
+    )
+    parser.add_argument(
+        "--solver",
+        choices=("direct", "iterative"),
+        default="direct",
+        help="the iterative solver's forms include the direct one's",
+    )
     parser.add_argument("--out", type=Path, required=True, metavar="RECORD.json")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> None:
+    from dime_pipeline.config import load_config
     from dime_pipeline.fem.backend import versions
     from dime_pipeline.fem.solvers import SolverOptions
     from dime_pipeline.fem.warmup import warm_jit_cache
     from dime_pipeline.textio import write_text_atomic
 
-    seconds = warm_jit_cache(args.dim, args.jit_cache, SolverOptions(kind=args.solver))
+    dims, jit_cache = args.dim or [2], args.jit_cache or DEFAULT_JIT_CACHE.expanduser()
+    if args.config is not None:
+        config = load_config(args.config)
+        dims = args.dim or [config.dim]
+        jit_cache = args.jit_cache or Path(config.solver.jit_cache).expanduser()
+    seconds = warm_jit_cache(dims, jit_cache, SolverOptions(kind=args.solver))
     record = {
-        "jit_cache": str(args.jit_cache),  # as given: a study folder may move
+        "jit_cache": str(jit_cache),  # as given: a study folder may move
         "solver": args.solver,
         "seconds": {name: round(value, 3) for name, value in seconds.items()},
         "versions": versions(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out, json.dumps(record, indent=2) + "\n")
-    print(f"compiled {len(seconds)} form variant(s) into {args.jit_cache} ({args.out})")
+    print(f"compiled {len(seconds)} form variant(s) into {jit_cache} ({args.out})")
