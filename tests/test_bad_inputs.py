@@ -354,23 +354,38 @@ def test_missing_config_and_bad_json(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    ("text", "phrase"),
+    ("text", "options", "phrase"),
     [
-        ("network: {width: 8, colour: red}\n", "training config key 'network.colour': Extra"),
-        ("seed: not-a-number\n", "training config key 'seed': Input should be a valid integer"),
-        ("data: {batch_size: -4}\n", "training config key 'data.batch_size': Input should be"),
-        ("trainer: [max_epochs\n", "is not valid YAML: expected ',' or ']'"),
-        (None, "cannot read training config"),
+        ("network: {width: 8, colour: red}\n", [], "train.yaml key 'network.colour': Extra"),
+        ("seed: not-a-number\n", [], "train.yaml key 'seed': Input should be a valid integer"),
+        ("data: {batch_size: -4}\n", [], "train.yaml key 'data.batch_size': Input should be"),
+        ("trainer: [max_epochs\n", [], "is not valid YAML: expected ',' or ']'"),
+        (None, [], "cannot read training config"),
+        (
+            "seed: 1\n",
+            ["--max-epochs", "0"],
+            "command-line training option key 'trainer.max_epochs'",
+        ),
+        ("trainer: 5\n", ["--max-epochs", "2"], "train.yaml key 'trainer': must be a mapping"),
     ],
-    ids=["unknown-key", "wrong-type", "out-of-range", "malformed-yaml", "missing-file"],
+    ids=[
+        "unknown-key",
+        "wrong-type",
+        "out-of-range",
+        "malformed-yaml",
+        "missing-file",
+        "bad-option",
+        "option-under-a-scalar",
+    ],
 )
-def test_bad_training_config(tmp_path, capsys, text, phrase):
+def test_bad_training_config(tmp_path, capsys, text, options, phrase):
+    """The line names the file the bad key is in, or the command line for a bad option."""
     pack = make_pack(tmp_path / "train.zarr", n=2, shape=SHAPE)
     config = tmp_path / "train.yaml"
     if text is not None:
         config.write_text(text)
     argv = ["--quiet", "train", "--train", pack, "--val", pack, "--out-dir", tmp_path / "run"]
-    assert phrase in fails(tmp_path, capsys, *argv, "--config", config)
+    assert phrase in fails(tmp_path, capsys, *argv, "--config", config, *options)
 
 
 # --- model files and checkpoints ----------------------------------------------------------------

@@ -112,12 +112,17 @@ class TrainingResult:
     rank: int = 0  # global rank under DDP; rank 0 exports and reports
 
 
-def validate_training_config(raw: Mapping[str, Any]) -> TrainingConfig:
-    """A validated config; UserError with one line naming the key otherwise."""
+def validate_training_config(
+    raw: Mapping[str, Any], what: str = "training config", overridden: Iterable[str] = ()
+) -> TrainingConfig:
+    """A validated config; UserError with one line naming the key otherwise, and ``what`` it
+    came from, or the command line for a key in ``overridden``."""
     try:
         return TrainingConfig.model_validate(dict(raw))
     except ValidationError as error:
-        raise config_error(error, "training config") from None
+        key = ".".join(str(part) for part in error.errors()[0]["loc"])
+        source = "command-line training option" if key in set(overridden) else what
+        raise config_error(error, source) from None
 
 
 def load_training_config(
@@ -125,13 +130,17 @@ def load_training_config(
 ) -> TrainingConfig:
     """Read a YAML training config (defaults when None) and apply dotted-key ``overrides``."""
     raw = {} if path is None else read_yaml_mapping(path, "training config")
-    for dotted, value in (overrides or {}).items():
+    overrides = overrides or {}
+    for dotted, value in overrides.items():
         *parents, leaf = dotted.split(".")
         node = raw
         for part in parents:
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"training config {path} key '{part}': must be a mapping")
         node[leaf] = value
-    return validate_training_config(raw)
+    what = "training config" if path is None else f"training config {path}"
+    return validate_training_config(raw, what, overrides)
 
 
 def fit(
