@@ -88,6 +88,8 @@ def main() -> None:
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.restart < 1 or args.scale <= 0 or min(args.ranks) < 1:
+        parser.error("--restart and --ranks must be >= 1 and --scale > 0")
     if args.worker:
         record = solve_once(args.scale, args.solver, args.blr, args.restart)
         if record["ranks"] == 1 or _rank() == 0:

@@ -108,3 +108,30 @@ def test_iterative_on_two_ranks_equals_direct(phantom, one_rank_store, jit_cache
     one = one_rank_store.displacement
     difference = np.linalg.norm(iterative.displacement - one) / np.linalg.norm(one)
     assert difference < 1e-6
+
+
+def test_restart_reaches_the_iterative_solver(phantom, jit_cache, tmp_path):
+    """`--restart` sets FGMRES's restart, and the store records it. On this phantom the default
+    (100) takes 383 iterations and 200 takes 337: identical counts would mean PETSc never saw
+    the option (the solves are deterministic)."""
+    iterations = {}
+    for restart in (None, 200):
+        out = tmp_path / f"restart-{restart}.zarr"
+        argv = ["simulate", str(phantom), "--out", str(out), "--jit-cache", str(jit_cache)]
+        argv += ["--solver", "iterative"] + ([] if restart is None else ["--restart", "200"])
+        assert main(argv) == 0
+        solver = read_sample(out).attrs["solver"]
+        assert solver["restart"] == (restart or 100)
+        iterations[restart] = solver["iterations"]["plane_strain"]
+    assert iterations[None] != iterations[200]
+
+
+@pytest.mark.parametrize("option", ["--restart", "--max-iterations"])
+def test_iterative_counts_below_one_are_one_error_line(phantom, tmp_path, capsys, option):
+    out = tmp_path / "s.zarr"
+    status = main(
+        ["simulate", str(phantom), "--out", str(out), "--solver", "iterative", option, "0"]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and err == [f"dime-pipeline simulate: error: {option} must be >= 1 (got 0)"]
+    assert not out.exists()

@@ -36,6 +36,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--max-iterations", type=int, default=500, help="iterative solver: GMRES iterations"
     )
+    parser.add_argument(
+        "--restart",
+        type=int,
+        metavar="N",
+        help="iterative solver: FGMRES restart, the Krylov vectors kept (memory: 2 × N vectors "
+        "of the system's size; default 100). Fewer save memory on large 3D solves but may not "
+        "converge",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -44,9 +52,12 @@ def run(args: argparse.Namespace) -> None:
     from dime_pipeline.fem.simulate import simulate
     from dime_pipeline.fem.solvers import SolverOptions
 
-    if args.max_iterations < 1:
-        raise UserError(f"--max-iterations must be >= 1 (got {args.max_iterations})")
-    options = SolverOptions(kind=args.solver, max_iterations=args.max_iterations)
+    chosen = {"max_iterations": args.max_iterations, "restart": args.restart}
+    chosen = {key: value for key, value in chosen.items() if value is not None}
+    for key, value in chosen.items():
+        if value < 1:
+            raise UserError(f"--{key.replace('_', '-')} must be >= 1 (got {value})")
+    options = SolverOptions(kind=args.solver, **chosen)
     _check_mpi_started()
     # An error on one rank ends every rank: `dime_pipeline.cli.main` aborts the MPI job.
     simulate(args.phantom_dir, args.out, args.jit_cache, options)

@@ -219,6 +219,7 @@ def _solver_facts(
         "factorisation": ("LDLT" if options.symmetric else "LU")
         if options.kind == "direct"
         else None,
+        "restart": options.restart if options.kind == "iterative" else None,
         "boundary": "first-order absorbing (Lysmer-Kuhlemeyer) on the outer boundary",
     }
 
