@@ -1,5 +1,4 @@
 # Config validation and the helpers every rule file shares.
-import json
 import sys
 from pathlib import Path
 

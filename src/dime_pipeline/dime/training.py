@@ -130,6 +130,7 @@ def load_training_config(
 ) -> TrainingConfig:
     """Read a YAML training config (defaults when None) and apply dotted-key ``overrides``."""
     raw = {} if path is None else read_yaml_mapping(path, "training config")
+    what = "training config" if path is None else f"training config {path}"
     overrides = overrides or {}
     for dotted, value in overrides.items():
         *parents, leaf = dotted.split(".")
@@ -137,9 +138,8 @@ def load_training_config(
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise UserError(f"training config {path} key '{part}': must be a mapping")
+                raise UserError(f"{what} key '{part}': must be a mapping")
         node[leaf] = value
-    what = "training config" if path is None else f"training config {path}"
     return validate_training_config(raw, what, overrides)
 
 
