@@ -117,6 +117,18 @@ def test_an_error_on_one_rank_ends_all_ranks(
     assert not list(tmp_path.glob(".sample*")), "no temporary store either"
 
 
+def test_an_error_on_every_rank_is_one_line(tmp_path: Path, tool_env) -> None:
+    """A bad input fails both ranks at once: rank 0 reports it, the job ends, one line."""
+    missing, out = tmp_path / "no-phantom", tmp_path / "sample.zarr"
+    command = ["mpiexec", "-n", "2", "dime-pipeline", "--quiet", "simulate", str(missing)]
+    returncode, output = _run_bounded([*command, "--out", str(out)], tool_env)
+    assert returncode != 0
+    assert [line for line in output.splitlines() if " error: " in line] == [
+        f"dime-pipeline simulate: error: {missing}: not a phantom folder (no mesh.msh)"
+    ]
+    assert not out.exists()
+
+
 # --- simulate: a kill inside the store's write -------------------------------------------------
 
 

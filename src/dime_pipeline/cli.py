@@ -21,6 +21,7 @@ from dime_pipeline import __version__
 from dime_pipeline.errors import UserError
 
 ABORT_GRACE_S = 1.0  # seconds between printing an error and MPI_Abort
+RANK_ZERO_FIRST_S = 3 * ABORT_GRACE_S  # other ranks' wait before printing a UserError
 
 # Order is the order of the pipeline; a command is listed here only once it works.
 COMMANDS = (
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.handler(args)
     except UserError as error:
+        _let_rank_zero_report_first()
         print(f"dime-pipeline {args.command}: error: {error}", file=sys.stderr)
         _abort_other_ranks(2)
         return 2
@@ -84,6 +86,14 @@ def _mpi_ranks() -> int:
     if mpi is None or not mpi.Is_initialized() or mpi.Is_finalized():
         return 1
     return mpi.COMM_WORLD.size
+
+
+def _let_rank_zero_report_first() -> None:
+    """A bad input usually fails every rank at once (a missing phantom, say): rank 0 prints the
+    line and aborts the job while the others wait, so the line appears once. An error on a
+    rank alone is printed after the wait."""
+    if _mpi_ranks() > 1 and sys.modules["mpi4py.MPI"].COMM_WORLD.rank != 0:
+        time.sleep(RANK_ZERO_FIRST_S)
 
 
 def _abort_other_ranks(code: int) -> None:
