@@ -116,6 +116,13 @@ def test_snakemake_runs_the_study(repo, workdir, tool_env):
     cache = ("--config", "datasets={split_seed: 3}", "solver={jit_cache: .cache/other}")
     planned = _planned(_snakemake(repo, workdir, tool_env, "-n", *cache))
     assert "simulate" in planned and "warm_jit_cache" not in planned
+    # A lost warm-up record is put back: one more sample is one more solve, not six.
+    (workdir / "results/jit/warm-up.json").unlink()
+    more = ("--config", "datasets={split_seed: 3}", "samples={homogeneous: 6}")
+    result = _snakemake(repo, workdir, tool_env, "-n", *more)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (result.stdout + result.stderr).count("rule simulate:") == 1
+    assert "restored" in json.loads((workdir / "results/jit/warm-up.json").read_text())
 
 
 def _planned(result: subprocess.CompletedProcess) -> set[str]:

@@ -1,4 +1,5 @@
 # Config validation and the helpers every rule file shares.
+import json
 import sys
 from pathlib import Path
 
@@ -57,6 +58,22 @@ def write_store_list(stores, listing, log):
 
 def all_stores():
     return [f"results/samples/{family}/{index}.zarr" for family, index in sample_ids()]
+
+
+WARM_UP_RECORD = "results/jit/warm-up.json"
+
+
+def restore_lost_warm_up_record():
+    """Put back a lost warm-up record in a study that has solves. Its `ancient` edge protects the
+    finished solves only while the file exists: once it is missing, Snakemake reruns every solve
+    as soon as one has to run. The restored record says nothing was warmed; the solves compile
+    what they need, as after a change of `dim` or `solver.jit_cache`."""
+    record = Path(WARM_UP_RECORD)
+    if record.exists() or not any(Path(store).exists() for store in all_stores()):
+        return
+    restored = {"restored": "the record was lost; nothing was warmed", "seconds": {}}
+    write_text_atomic(record, json.dumps(restored, indent=2) + "\n")
+    print(f"dime-pipeline: restored the lost {record} (solves compile their forms)", file=sys.stderr)
 
 
 def snr_labels():

@@ -1,5 +1,7 @@
 # Harmonic FEM solves (MPI) and the summary of the resulting sample stores.
 
+restore_lost_warm_up_record()
+
 
 rule warm_jit_cache:
     input:
@@ -8,7 +10,7 @@ rule warm_jit_cache:
         # and `solver.jit_cache`; after a change of either, the solves compile what it lacks.
         config=ancient(RESOLVED_CONFIG),
     output:
-        record="results/jit/warm-up.json",
+        record=WARM_UP_RECORD,
     conda:
         "../../environment.yml"
     log:
@@ -29,9 +31,8 @@ rule warm_jit_cache:
 rule simulate:
     input:
         phantom="meshes/{family}/{index}",
-        # ancient: a remade record must not rerun finished solves (a lost one does, when any
-        # solve has to run: Snakemake then reruns every job reading it)
-        warm_up=ancient(rules.warm_jit_cache.output.record),
+        # ancient: a remade record must not rerun finished solves (a lost one is restored above)
+        warm_up=ancient(WARM_UP_RECORD),
     output:
         store=directory("results/samples/{family}/{index}.zarr"),
     params:
