@@ -116,13 +116,17 @@ def test_snakemake_runs_the_study(repo, workdir, tool_env):
     cache = ("--config", "datasets={split_seed: 3}", "solver={jit_cache: .cache/other}")
     planned = _planned(_snakemake(repo, workdir, tool_env, "-n", *cache))
     assert "simulate" in planned and "warm_jit_cache" not in planned
-    # A lost warm-up record is put back: one more sample is one more solve, not six.
+    # Lost files that phantoms and solves read through ancient edges are put back: one more
+    # sample is then one more phantom and solve, not six of each.
     (workdir / "results/jit/warm-up.json").unlink()
+    (workdir / "results/config.yaml").unlink()
     more = ("--config", "datasets={split_seed: 3}", "samples={homogeneous: 6}")
     result = _snakemake(repo, workdir, tool_env, "-n", *more)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert (result.stdout + result.stderr).count("rule simulate:") == 1
+    planned = result.stdout + result.stderr
+    assert planned.count("rule phantom:") == 1 and planned.count("rule simulate:") == 1
     assert "restored" in json.loads((workdir / "results/jit/warm-up.json").read_text())
+    assert "homogeneous: 6" in (workdir / "results/config.yaml").read_text()
 
 
 def _planned(result: subprocess.CompletedProcess) -> set[str]:

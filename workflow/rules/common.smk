@@ -63,17 +63,22 @@ def all_stores():
 WARM_UP_RECORD = "results/jit/warm-up.json"
 
 
-def restore_lost_warm_up_record():
-    """Put back a lost warm-up record in a study that has solves. Its `ancient` edge protects the
-    finished solves only while the file exists: once it is missing, Snakemake reruns every solve
-    as soon as one has to run. The restored record says nothing was warmed; the solves compile
-    what they need, as after a change of `dim` or `solver.jit_cache`."""
-    record = Path(WARM_UP_RECORD)
-    if record.exists() or not any(Path(store).exists() for store in all_stores()):
-        return
-    restored = {"restored": "the record was lost; nothing was warmed", "seconds": {}}
-    write_text_atomic(record, json.dumps(restored, indent=2) + "\n")
-    print(f"dime-pipeline: restored the lost {record} (solves compile their forms)", file=sys.stderr)
+def restore_lost_ancient_inputs():
+    """Put back the files that phantoms and solves read through `ancient` edges, when they are
+    lost in a study that already has phantoms or solves. Such an edge protects finished jobs
+    only while its file exists: once it is missing, Snakemake reruns every job reading it as
+    soon as one has to run (one new sample reran every phantom and solve). The config is the
+    current one (phantoms rerun through their own params if their keys differ); the restored
+    warm-up record says nothing was warmed, and the solves compile what they need."""
+    if not Path(RESOLVED_CONFIG).exists() and any(
+        Path(f"meshes/{family}/{index}").exists() for family, index in sample_ids()
+    ):
+        write_resolved_config(RESOLVED_CONFIG)
+        print(f"dime-pipeline: restored the lost {RESOLVED_CONFIG}", file=sys.stderr)
+    if not Path(WARM_UP_RECORD).exists() and any(Path(s).exists() for s in all_stores()):
+        restored = {"restored": "the record was lost; nothing was warmed", "seconds": {}}
+        write_text_atomic(WARM_UP_RECORD, json.dumps(restored, indent=2) + "\n")
+        print(f"dime-pipeline: restored the lost {WARM_UP_RECORD}", file=sys.stderr)
 
 
 def snr_labels():

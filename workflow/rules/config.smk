@@ -7,6 +7,7 @@
 # leave a changed split seed, SNR or epoch count unapplied (`pack`, `acquire`, `train` not
 # rerun) until the next invocation, behind a report showing the new config. The rule only
 # creates the file; the report reruns on a config change through its `config_hash` param.
+# A lost file is put back before the DAG is built (restore_lost_ancient_inputs, common.smk).
 
 
 rule resolved_config:
@@ -21,3 +22,6 @@ rule resolved_config:
 
 onstart:
     write_resolved_config(RESOLVED_CONFIG)
+
+
+restore_lost_ancient_inputs()

@@ -1,7 +1,5 @@
 # Harmonic FEM solves (MPI) and the summary of the resulting sample stores.
 
-restore_lost_warm_up_record()
-
 
 rule warm_jit_cache:
     input:
@@ -31,7 +29,8 @@ rule warm_jit_cache:
 rule simulate:
     input:
         phantom="meshes/{family}/{index}",
-        # ancient: a remade record must not rerun finished solves (a lost one is restored above)
+        # ancient: a remade record must not rerun finished solves (a lost one is restored:
+        # restore_lost_ancient_inputs)
         warm_up=ancient(WARM_UP_RECORD),
     output:
         store=directory("results/samples/{family}/{index}.zarr"),
