@@ -45,11 +45,12 @@ def run(args: argparse.Namespace) -> None:
     from dime_pipeline.fem.warmup import warm_jit_cache
     from dime_pipeline.textio import write_text_atomic
 
-    dims, jit_cache = args.dim or [2], args.jit_cache or DEFAULT_JIT_CACHE.expanduser()
-    if args.config is not None:
-        config = load_config(args.config)
-        dims = args.dim or [config.dim]
-        jit_cache = args.jit_cache or Path(config.solver.jit_cache).expanduser()
+    config = None if args.config is None else load_config(args.config)
+    dims = args.dim or [2 if config is None else config.dim]
+    jit_cache = (
+        args.jit_cache
+        or Path(DEFAULT_JIT_CACHE if config is None else config.solver.jit_cache).expanduser()
+    )
     seconds = warm_jit_cache(dims, jit_cache, SolverOptions(kind=args.solver))
     record = {
         "jit_cache": str(jit_cache),  # as given: a study folder may move
