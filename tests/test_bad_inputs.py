@@ -1,4 +1,4 @@
-"""Bad inputs (README, "Bad inputs"): every row of that table, through the real command line.
+"""Every row of the "Bad inputs" table (docs/fault-tolerance.md), through the real command line.
 
 Each case builds a small real input (Zarr sample stores, packs and estimates stores, NIfTI,
 .npy, YAML, model files and checkpoints), damages it the way a disk, a copy or a user would,
@@ -59,7 +59,7 @@ def fails(root: Path, capsys: pytest.CaptureFixture[str], *argv: object) -> str:
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"dime-pipeline {command}: error: "), lines[0]
     assert tree(root) == before
-    print(lines[0])  # `pytest -rP` lists every message (the README table is made from them)
+    print(lines[0])  # `pytest -rP` lists every message (the "Bad inputs" table is made from them)
     return lines[0]
 
 

@@ -1,4 +1,4 @@
-"""Sample stores: one Zarr v3 group per simulated sample (schema in README, "Sample store").
+"""Sample stores: one Zarr v3 group per simulated sample (schema: docs/stores.md, "Sample store").
 
 Arrays
     displacement  complex128, axes (component, [z,] y, x), metres, first harmonic U(x)

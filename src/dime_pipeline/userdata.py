@@ -1,4 +1,4 @@
-"""Users' MRE data for ``dime-pipeline invert``: reading INPUT, writing OUT (README, "invert").
+"""Users' MRE data for ``dime-pipeline invert``: reading INPUT, writing OUT (docs/inversions.md).
 
 INPUT is one of
 - NIfTI, ``--layout offsets``: real wave images with the N ≥ 3 phase offsets on the last axis,

@@ -4,7 +4,7 @@ Every row of the pack is one (phantom, noise level) pair. Each method is scored 
 (``samples.json``), pooled per family and noise level (``groups.json``), pooled per family over all
 noise levels (``summary.json``), and along the sweeps of the study: noise (SNR), frequency and
 voxel size (``sweeps.json``). ``provenance.json`` names the inputs, versions and parameters.
-Metric definitions: :mod:`dime_pipeline.evaluation.metrics` and the README.
+Metric definitions: :mod:`dime_pipeline.evaluation.metrics` and docs/evaluation.md, "Metrics".
 
 Pooling: pixel-level metrics of a group use every evaluated pixel of its rows together (larger
 samples weigh more); ROI-level metrics use the ROI mean of every region of every row; CV and edge
