@@ -193,6 +193,53 @@ def test_killed_simulate_job_reruns_to_an_identical_store(
     assert got.attrs == want.attrs
 
 
+SUMMARY = "results/samples/summary.json"
+
+
+def test_a_rerun_after_a_kill_during_the_warm_up_finishes_the_study(
+    repo: Path, tmp_path: Path, tool_env
+) -> None:
+    """Snakemake killed while the JIT warm-up is its only job; the orphaned job finishes its
+    record. The rerun must then run every solve (it ran the warm-up alone and exited 0 while
+    the solves sat behind an `ancient` edge to the record)."""
+    # A cold cache of its own: the warm-up compiles for seconds, long enough to be killed in.
+    cold = {"ranks": 1, "jit_cache": str(tmp_path / "cold-jit")}
+    study = _study(tmp_path / "study", {**TINY, "samples": {"homogeneous": 2}, "solver": cold})
+    phantoms = snakemake(repo, study, tool_env, "--cores", "2", *_phantom_targets(2))
+    assert phantoms.returncode == 0, phantoms.stderr[-3000:]
+    command = ["snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(study)]
+    run = subprocess.Popen(
+        [*command, "--cores", "2", SUMMARY],
+        env=tool_env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    warm_up = study / "results/logs/warm_jit_cache.log"
+    try:
+        _wait_for(warm_up.is_file, run, "the warm-up to start")
+    finally:
+        _signal(run.pid, signal.SIGKILL)  # Snakemake alone: its job goes on
+    assert run.wait(timeout=DEADLINE_S) == -signal.SIGKILL
+    record = study / "results/jit/warm-up.json"
+    deadline = time.monotonic() + DEADLINE_S
+    while not record.is_file() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert record.is_file(), "the orphaned warm-up did not finish"
+    assert not list(study.glob("results/samples/*/*.zarr"))
+
+    assert snakemake(repo, study, tool_env, "--unlock").returncode == 0
+    rerun = snakemake(repo, study, tool_env, "--cores", "2", "--rerun-incomplete", SUMMARY)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert len(list(study.glob("results/samples/homogeneous/*.zarr"))) == 2
+    again = snakemake(repo, study, tool_env, "-n", SUMMARY)
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def _phantom_targets(count: int) -> list[str]:
+    return [f"meshes/homogeneous/{index:04d}" for index in range(count)]
+
+
 def _study(path: Path, config: dict) -> Path:
     (path / "config").mkdir(parents=True)
     (path / "config" / "config.yaml").write_text(yaml.safe_dump(config))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -37,3 +37,40 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     with atomic_file(path) as tmp:
         tmp.write_bytes(data)
+
+
+def check_outputs_spare_inputs(
+    outputs: Iterable[str | Path | None],
+    inputs: Iterable[str | Path | None],
+    *,
+    folders: bool = False,
+) -> None:
+    """Refuse, with one line, an output that would replace or sit inside one of the command's
+    inputs, or hold one inside it (a store or file output is replaced whole; with ``folders``,
+    the outputs are folders that files are written into, and may hold inputs). Paths are
+    compared after resolving symlinks, hard links by inode, and a NIfTI name in ``.nii`` and
+    ``.nii.gz`` as one (the two spellings of one volume beside each other are a slip waiting
+    to happen). ``None`` entries (options not given) are skipped."""
+    from dime_pipeline.errors import UserError
+
+    given = [Path(p) for p in inputs if p is not None]
+    for out in (Path(p) for p in outputs if p is not None):
+        for source in given:
+            if _same_or_nested(out, source, holds=not folders):
+                raise UserError(f"{out}: the output would overwrite the input {source}")
+
+
+def _same_or_nested(out: Path, source: Path, holds: bool) -> bool:
+    a, b = out.resolve(), source.resolve()
+    if a == b or b in a.parents or (holds and a in b.parents):
+        return True
+    if a.exists() and b.exists() and os.path.samefile(a, b):
+        return True
+    return a.parent == b.parent and _nifti_stem(a.name) == _nifti_stem(b.name) is not None
+
+
+def _nifti_stem(name: str) -> str | None:
+    for suffix in (".nii.gz", ".nii"):
+        if name.endswith(suffix):
+            return name.removesuffix(suffix)
+    return None

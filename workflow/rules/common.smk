@@ -1,5 +1,6 @@
 # Config validation and the helpers every rule file shares.
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -24,12 +25,24 @@ wildcard_constraints:
 RESOLVED_CONFIG = "results/config.yaml"
 
 
+def pin_mtime(path):
+    """Date `path` to the epoch. The config and the warm-up record are read by every phantom and
+    solve, and a rewrite must not rerun them by time (their own params decide). Snakemake's
+    `ancient()` would say so too, but a job behind an ancient edge is never checked when the
+    file's producer has to run (Snakemake 9 masks it, and the ancient edge stops the spread):
+    after a kill during the warm-up, a rerun ran the warm-up alone and exited 0 with no study.
+    A pinned time keeps the edge ordinary, so a producer's run does reach its readers. (A file
+    a job writes is dated by Snakemake after the job, before its readers run: only the files
+    written outside jobs, here, are pinned.)"""
+    os.utime(path, (0, 0))
+
+
 def write_resolved_config(path):
-    """Write the validated config to `path` unless it holds exactly that already: an unchanged
-    file keeps its time stamp, so nothing reading it reruns."""
+    """Write the validated config to `path` unless it holds exactly that already."""
     text = dump_config(SETTINGS)
     if not (Path(path).is_file() and Path(path).read_text() == text):
         write_text_atomic(path, text)
+    pin_mtime(path)
 
 
 def sample_ids():
@@ -63,13 +76,12 @@ def all_stores():
 WARM_UP_RECORD = "results/jit/warm-up.json"
 
 
-def restore_lost_ancient_inputs():
-    """Put back the files that phantoms and solves read through `ancient` edges, when they are
-    lost in a study that already has phantoms or solves. Such an edge protects finished jobs
-    only while its file exists: once it is missing, Snakemake reruns every job reading it as
-    soon as one has to run (one new sample reran every phantom and solve). The config is the
-    current one (phantoms rerun through their own params if their keys differ); the restored
-    warm-up record says nothing was warmed, and the solves compile what they need."""
+def restore_lost_pinned_inputs():
+    """Put back the files with pinned times (pin_mtime) when they are lost in a study that
+    already has phantoms or solves: remaking them by their rules would rerun every job reading
+    them (one new sample reran every phantom and solve). The config is the current one
+    (phantoms rerun through their own params if their keys differ); the restored warm-up
+    record says nothing was warmed, and the solves compile what they need."""
     if not Path(RESOLVED_CONFIG).exists() and any(
         Path(f"meshes/{family}/{index}").exists() for family, index in sample_ids()
     ):
@@ -78,6 +90,7 @@ def restore_lost_ancient_inputs():
     if not Path(WARM_UP_RECORD).exists() and any(Path(s).exists() for s in all_stores()):
         restored = {"restored": "the record was lost; nothing was warmed", "seconds": {}}
         write_text_atomic(WARM_UP_RECORD, json.dumps(restored, indent=2) + "\n")
+        pin_mtime(WARM_UP_RECORD)
         print(f"dime-pipeline: restored the lost {WARM_UP_RECORD}", file=sys.stderr)
 
 

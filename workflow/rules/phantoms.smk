@@ -3,9 +3,9 @@
 
 rule phantom:
     input:
-        # ancient: a change elsewhere in the config (acquisition, training) must not regenerate
-        # every phantom; the `phantom_keys` param reruns them when their own keys change.
-        config=ancient(RESOLVED_CONFIG),
+        # dated to the epoch (pin_mtime): a change elsewhere in the config (acquisition,
+        # training) must not regenerate every phantom; `phantom_keys` reruns them when theirs do.
+        config=RESOLVED_CONFIG,
     output:
         phantom=directory("meshes/{family}/{index}"),
     params:

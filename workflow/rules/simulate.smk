@@ -3,10 +3,9 @@
 
 rule warm_jit_cache:
     input:
-        # ancient, and no params: a rerun of this rule would hide the solves' own rerun checks
-        # behind their ancient edge to it (see config.smk). It warms the study's first `dim`
-        # and `solver.jit_cache`; after a change of either, the solves compile what it lacks.
-        config=ancient(RESOLVED_CONFIG),
+        # no params: a rerun of this rule reruns every solve. It warms the study's `dim` and
+        # `solver.jit_cache`; after a change of either, the solves compile what it lacks.
+        config=RESOLVED_CONFIG,
     output:
         record=WARM_UP_RECORD,
     conda:
@@ -29,9 +28,9 @@ rule warm_jit_cache:
 rule simulate:
     input:
         phantom="meshes/{family}/{index}",
-        # ancient: a remade record must not rerun finished solves (a lost one is restored:
-        # restore_lost_ancient_inputs)
-        warm_up=ancient(WARM_UP_RECORD),
+        # a plain edge: a rerun of the warm-up reruns the solves; a lost record is put back
+        # dated to the epoch (restore_lost_pinned_inputs), which reruns none.
+        warm_up=WARM_UP_RECORD,
     output:
         store=directory("results/samples/{family}/{index}.zarr"),
     params:

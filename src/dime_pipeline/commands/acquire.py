@@ -100,11 +100,11 @@ def run(args: argparse.Namespace) -> None:
     from dime_pipeline.acquisition import acquire
     from dime_pipeline.errors import UserError
     from dime_pipeline.store import read_sample, write_sample
+    from dime_pipeline.textio import check_outputs_spare_inputs
 
     if args.seed < 0:
         raise UserError(f"--seed must be >= 0 (got {args.seed})")
-    if args.out.resolve() == args.store.resolve():
-        raise UserError("--out must not be the input store")
+    check_outputs_spare_inputs([args.out], [args.store])
     params = params_from_args(args)
     sample = read_sample(args.store)
     try:

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     from dime_pipeline.config import dump_config, load_config, validate_config
     from dime_pipeline.errors import UserError
-    from dime_pipeline.textio import write_text_atomic
+    from dime_pipeline.textio import check_outputs_spare_inputs, write_text_atomic
 
     if args.json_text is not None:
         try:
@@ -38,4 +38,5 @@ def run(args: argparse.Namespace) -> None:
     if args.out is None:
         print(text, end="")
     else:
+        check_outputs_spare_inputs([args.out], [args.config])
         write_text_atomic(args.out, text)

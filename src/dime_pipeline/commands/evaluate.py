@@ -45,9 +45,12 @@ def run(args: argparse.Namespace) -> None:
         method_title,
         write_metrics,
     )
+    from dime_pipeline.textio import check_outputs_spare_inputs
 
     if args.max_map_rows < 1:
         raise UserError(f"--max-map-rows must be >= 1 (got {args.max_map_rows})")
+    inputs = [args.truth, *args.estimates]
+    check_outputs_spare_inputs([args.out_dir, args.figures_dir], inputs, folders=True)
     parameters = EvaluationParameters(max_map_rows=args.max_map_rows)
     evaluation = evaluate(args.truth, args.estimates, parameters)
     write_metrics(evaluation, args.out_dir)

@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> None:
     from dime_pipeline.errors import UserError
     from dime_pipeline.inversion.methods import inverter
     from dime_pipeline.inversion.packs import is_pack
+    from dime_pipeline.textio import check_outputs_spare_inputs
 
     if args.model is not None and args.method != "dime":
         raise UserError("--model is for --method dime only")
@@ -95,6 +96,7 @@ def run(args: argparse.Namespace) -> None:
         return
     out = userdata.check_output_path(args.out, userdata.NIFTI_SUFFIXES)
     png = None if args.png is None else userdata.check_output_path(args.png, (".png",))
+    check_outputs_spare_inputs([out, png], [args.input, args.mask, args.model])
     volume = userdata.load_user_data(
         args.input,
         layout=args.layout,

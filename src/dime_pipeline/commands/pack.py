@@ -34,8 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from dime_pipeline.packing import pack_stores
+    from dime_pipeline.packing import SPLITS, pack_stores
+    from dime_pipeline.textio import check_outputs_spare_inputs
 
+    check_outputs_spare_inputs([args.out_dir / f"{split}.zarr" for split in SPLITS], args.stores)
     written = pack_stores(args.stores, args.out_dir, args.fractions, args.seed, args.config_hash)
     for split, paths in written.items():
         print(f"{args.out_dir / split}.zarr: {len(paths)} samples")

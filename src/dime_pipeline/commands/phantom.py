@@ -32,7 +32,9 @@ def run(args: argparse.Namespace) -> None:
     from dime_pipeline.config import load_config
     from dime_pipeline.errors import UserError
     from dime_pipeline.phantoms import make_phantom
+    from dime_pipeline.textio import check_outputs_spare_inputs
 
+    check_outputs_spare_inputs([args.out], [args.config])
     if args.seed < 0:
         raise UserError(f"--seed must be >= 0 (got {args.seed})")
     config = load_config(args.config)

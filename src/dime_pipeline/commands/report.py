@@ -44,7 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from dime_pipeline.evaluation.report import build_report
+    from dime_pipeline.textio import check_outputs_spare_inputs
 
+    inputs = [args.config, args.training_log, args.training_figure, *(args.previews or [])]
+    check_outputs_spare_inputs([args.out], inputs)
     out = build_report(
         args.metrics_dir,
         args.figures_dir,

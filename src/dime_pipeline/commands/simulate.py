@@ -51,7 +51,9 @@ def run(args: argparse.Namespace) -> None:
     from dime_pipeline.errors import UserError
     from dime_pipeline.fem.simulate import simulate
     from dime_pipeline.fem.solvers import SolverOptions
+    from dime_pipeline.textio import check_outputs_spare_inputs
 
+    check_outputs_spare_inputs([args.out], [args.phantom_dir])
     chosen = {"max_iterations": args.max_iterations, "restart": args.restart}
     chosen = {key: value for key, value in chosen.items() if value is not None}
     for key, value in chosen.items():

@@ -20,7 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from dime_pipeline.summary import write_summary
+    from dime_pipeline.textio import check_outputs_spare_inputs
 
+    check_outputs_spare_inputs([args.out], args.stores)
     for row in write_summary(args.stores, args.out):
         print(
             f"{row['family']:>12} seed {row['seed']:>10}  {row['frequency_hz']:6.1f} Hz  "

@@ -66,8 +66,9 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> None:
-    from dime_pipeline.dime.training import fit, load_training_config
+    from dime_pipeline.dime.training import TRAINING_OUTPUTS, fit, load_training_config
     from dime_pipeline.errors import UserError
+    from dime_pipeline.textio import check_outputs_spare_inputs
 
     if args.quiet:  # Lightning configures its own loggers at import: quiet them too
         for name in ("lightning.pytorch", "lightning.fabric"):
@@ -75,6 +76,8 @@ def run(args: argparse.Namespace) -> None:
     for path in [*args.train, *args.val]:
         if not path.is_dir():
             raise UserError(f"{path}: no packed dataset there")
+    written = [args.out_dir / name for name in TRAINING_OUTPUTS]
+    check_outputs_spare_inputs(written, [*args.train, *args.val, args.config])
     config = load_training_config(args.config, overrides(args))
     result = fit(config, args.train, args.val, args.out_dir, resume=not args.fresh)
     if result.rank != 0:  # DDP: one summary line, from the rank that exported the model

@@ -43,8 +43,9 @@ def run(args: argparse.Namespace) -> None:
     from dime_pipeline.fem.backend import versions
     from dime_pipeline.fem.solvers import SolverOptions
     from dime_pipeline.fem.warmup import warm_jit_cache
-    from dime_pipeline.textio import write_text_atomic
+    from dime_pipeline.textio import check_outputs_spare_inputs, write_text_atomic
 
+    check_outputs_spare_inputs([args.out], [args.config])
     config = None if args.config is None else load_config(args.config)
     dims = args.dim or [2 if config is None else config.dim]
     jit_cache = (

@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 MAXIMISED_METRICS = ("val/r", "val/r2")
 LIVE_LOG = Path("checkpoints") / "metrics.csv"
 EXPORTED_LOG = Path("logs") / "metrics.csv"
+TRAINING_OUTPUTS = ("config.yaml", "checkpoints", "logs", "model.pt")  # what OUT_DIR receives
 _QUIET_WARNINGS = (  # expected on resume or on small machines; nothing for a user to act on
     r".*exists and is not empty.*",
     r".*does not have many workers.*",

@@ -23,6 +23,7 @@ from dime_pipeline.estimates import Estimates, write_estimates
 from dime_pipeline.inversion.methods import METHODS, inverter
 from dime_pipeline.inversion.result import InversionResult
 from dime_pipeline.packing import package_versions
+from dime_pipeline.textio import check_outputs_spare_inputs
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,7 @@ def invert_pack(
         raise UserError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     invert, description = inverter(method, model, parameters)
     pack = Pack(pack_path)
-    if Path(out_path).resolve() == pack.path.resolve():
-        raise UserError(f"{out_path}: the output would replace the packed dataset it reads")
+    check_outputs_spare_inputs([out_path], [pack_path, model])
     masks = pack.column("mask").astype(bool)
     modulus = np.full(masks.shape, np.nan + 1j * np.nan, np.complex64)
     confidence = np.full(masks.shape, np.nan, np.float32)
