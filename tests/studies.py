@@ -89,8 +89,8 @@ def _strip(value: Any) -> Any:
 
 
 def _same_weights(a: Path, b: Path) -> bool:
-    first = torch.load(a, map_location="cpu", weights_only=False)["state_dict"]
-    second = torch.load(b, map_location="cpu", weights_only=False)["state_dict"]
+    first = torch.load(a, map_location="cpu", weights_only=True)["state_dict"]
+    second = torch.load(b, map_location="cpu", weights_only=True)["state_dict"]
     return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
 
 

@@ -569,7 +569,7 @@ NIFTI_CASES: dict[str, tuple[Callable[[Path], Path], list[str], str]] = {
     "truncated-file": (
         lambda p: truncated(save_nifti(p, WAVES)),
         [],
-        "cannot read the NIfTI data (Expected",
+        "not a readable NIfTI file (its header promises",
     ),
 }
 

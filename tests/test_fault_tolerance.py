@@ -312,7 +312,7 @@ def test_killed_training_resumes_to_the_same_model(tmp_path: Path, tool_env) -> 
     # Bit-equal weights: crops depend only on (seed, key), the resume restores the optimiser,
     # scheduler and step at an epoch end, and one CPU thread (tool_env) adds in a fixed order.
     model, clean_model = (
-        torch.load(out / "model.pt", map_location="cpu", weights_only=False)
+        torch.load(out / "model.pt", map_location="cpu", weights_only=True)
         for out in (killed, clean)
     )
     assert model["metadata"]["global_step"] == clean_model["metadata"]["global_step"] == 80
@@ -325,7 +325,7 @@ def _checkpoint_epoch(path: Path) -> int:
     """The epoch of a checkpoint (-1 while there is none). Written by rename: never partial."""
     if not path.is_file():
         return -1
-    return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
+    return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
 
 
 def _log_rows(path: Path) -> list[dict[str, str]]:

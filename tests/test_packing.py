@@ -57,7 +57,7 @@ def stores(tmp_path_factory) -> list[Path]:
     directory = tmp_path_factory.mktemp("acquired")
     return [
         acquired_store(directory, family, seed, snr)
-        for family in ("homogeneous", "inclusions")
+        for family in ("homogeneous", "heterogeneous")
         for seed in range(100, 106)
         for snr in (None, 10.0)
     ]
@@ -73,7 +73,7 @@ def packed(stores, tmp_path_factory) -> dict[str, Pack]:
 def test_round_trip_values_dtypes_and_attrs(packed, stores):
     for split, pack in packed.items():
         assert pack.attrs["split"] == split
-        assert pack.attrs["families"] == ["homogeneous", "inclusions"]
+        assert pack.attrs["families"] == ["heterogeneous", "homogeneous"]
         assert pack.attrs["config_hash"] == "f00d"
         assert pack.attrs["split_seed"] == 3
         assert {"numpy", "zarr", "dime_pipeline"} <= set(pack.attrs["versions"])

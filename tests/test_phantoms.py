@@ -99,7 +99,8 @@ def test_unknown_family_and_bad_folder_are_one_line(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
     assert main(["phantom", "homogeneous", "--seed", "-3", "--out", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()
-    assert main(["simulate", str(tmp_path), "--out", str(tmp_path / "s.zarr")]) == 2
+    (tmp_path / "empty").mkdir()
+    assert main(["simulate", str(tmp_path / "empty"), "--out", str(tmp_path / "s.zarr")]) == 2
     assert "not a phantom folder" in capsys.readouterr().err
     assert not (tmp_path / "s.zarr").exists()
 

@@ -1,4 +1,4 @@
-"""`workflow/profiles/slurm` as shipped, on a fake SLURM (tests/fake_slurm): the real workflow is
+"""`profiles/slurm` as shipped, on a fake SLURM (tests/fake_slurm): the real workflow is
 submitted with sbatch, polled with sacct, and its solves run as 2-rank MPI steps
 (`srun --mpi=pmi2 -n 2`)."""
 
@@ -53,7 +53,7 @@ def test_slurm_profile_runs_the_study(
     # What a user types on the login node, plus: poll the queue every second instead of after 40 s
     # (the plugin adds 10 s per poll that sees no job end) and a short latency wait (one machine).
     command = [
-        "snakemake", "--workflow-profile", "workflow/profiles/slurm",
+        "snakemake", "--workflow-profile", "profiles/slurm",
         "--snakefile", str(repo / "Snakefile"), "--directory", str(study),
         "--configfile", str(tmp_path / "tiny.yaml"), "--jobs", "4", "--latency-wait", "5",
         "--seconds-between-status-checks", "1", "--slurm-init-seconds-before-status-checks", "1",

@@ -144,3 +144,14 @@ def test_bad_config_value_is_one_clear_line(repo, workdir, tool_env):
         "string as an integer (got 'not-a-number')"
     ]
     assert not (workdir / "results").exists()
+
+
+def test_a_plain_snakemake_uses_the_default_profile(repo, workdir, tool_env):
+    """Snakemake 9 looks for `profiles/default` beside the Snakefile (or in the working
+    folder): its `rerun-incomplete` is what lets a plain rerun finish a killed study."""
+    result = _snakemake(repo, workdir, tool_env, "-n")
+    assert result.returncode == 0, result.stderr[-3000:]
+    said = result.stdout + result.stderr
+    assert "Using workflow specific profile" in said and "profiles/default" in said
+    profile = yaml.safe_load((repo / "profiles/default/config.yaml").read_text())
+    assert profile["rerun-incomplete"] is True

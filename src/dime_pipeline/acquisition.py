@@ -42,6 +42,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import ndimage
 
+from dime_pipeline.config import MAX_OFFSETS, MAX_SNR
 from dime_pipeline.errors import UserError
 from dime_pipeline.seeding import generator
 from dime_pipeline.store import Sample
@@ -99,12 +100,16 @@ class AcquisitionParams:
             (self.slices is None or self.slices >= 1, f"slices must be >= 1 (got {self.slices})"),
             (_optional_positive(self.slice_thickness_m), "slice thickness must be > 0"),
             (
-                self.offsets == 0 or self.offsets >= MIN_OFFSETS,
-                f"offsets must be 0 (none) or at least {MIN_OFFSETS} (got {self.offsets})",
+                self.offsets == 0 or MIN_OFFSETS <= self.offsets <= MAX_OFFSETS,
+                f"offsets must be 0 (none) or {MIN_OFFSETS}-{MAX_OFFSETS} (got {self.offsets})",
             ),
             (_optional_positive(self.peak_phase_rad), "peak phase must be > 0"),
             (_optional_positive(self.encoding_rad_per_m), "motion encoding must be > 0"),
             (_optional_positive(self.snr), f"SNR must be > 0 and finite (got {self.snr})"),
+            (
+                self.snr is None or self.snr <= MAX_SNR,
+                f"SNR {self.snr} is above {MAX_SNR:g}: that is noise-free (leave --snr out)",
+            ),
             (
                 self.snr_definition in SNR_DEFINITIONS,
                 f"SNR definition must be one of {SNR_DEFINITIONS} (got {self.snr_definition!r})",

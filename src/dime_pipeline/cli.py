@@ -18,7 +18,7 @@ import time
 import traceback
 
 from dime_pipeline import __version__
-from dime_pipeline.errors import UserError
+from dime_pipeline.errors import UserError, one_line
 
 ABORT_GRACE_S = 1.0  # seconds between printing an error and MPI_Abort
 RANK_ZERO_FIRST_S = 3 * ABORT_GRACE_S  # other ranks' wait before printing a UserError
@@ -39,8 +39,15 @@ COMMANDS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    def convert_arg_line_to_args(self, arg_line: str) -> list[str]:
+        """One argument per line of an @FILE; a blank line is no argument (argparse reads it
+        as the empty path, i.e. the current folder)."""
+        return [arg_line] if arg_line.strip() else []
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dime-pipeline",
         description="MRE inversion research pipeline (simulation, DIME, MMDI, evaluation). "
         "@FILE stands for the arguments in FILE, one per line (for thousands of stores).",
@@ -65,7 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        args.handler(args)
+        try:
+            args.handler(args)
+        except (OSError, MemoryError) as error:
+            # The machine said no (disk full, no permission, a path that cannot be, memory):
+            # the user's to fix, and the writers have already removed what they started.
+            raise UserError(_environment_problem(error)) from None
     except UserError as error:
         _let_rank_zero_report_first()
         print(f"dime-pipeline {args.command}: error: {error}", file=sys.stderr)
@@ -77,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
             _abort_other_ranks(1)
         raise
     return 0
+
+
+def _environment_problem(error: OSError | MemoryError) -> str:
+    if isinstance(error, MemoryError):
+        return f"out of memory ({one_line(error) if str(error) else 'MemoryError'})"
+    where = error.filename or ""
+    reason = error.strerror or one_line(error)
+    return f"{where}: {reason}" if where else reason
 
 
 def _mpi_ranks() -> int:

@@ -177,6 +177,11 @@ class Pack:
             self.arrays = {
                 name: member(group, name, complete=name in COMPLETE_ARRAYS) for name in PACK_ARRAYS
             }
+            problem = _schema_problem(self.arrays, self.attrs) or _column_problem(
+                {name: read_array(self.arrays[name]) for name in COLUMNS}, self.attrs
+            )
+            if problem:
+                raise UserError(f"{self.path}: not a valid packed dataset ({problem})")
 
     def __len__(self) -> int:
         return self.arrays["modulus"].shape[0]
@@ -200,3 +205,55 @@ class Pack:
     def _read(self, name: str, key: Any) -> np.ndarray:
         with read_errors(self.path, "packed dataset"):  # lazily, after __init__'s checks
             return read_array(self.arrays[name], key)
+
+
+def _schema_problem(arrays: Mapping[str, zarr.Array], attrs: Mapping[str, Any]) -> str | None:
+    """The first dtype, shape or ``families`` problem of a pack, from its metadata alone."""
+    for name, array in arrays.items():
+        wanted = np.dtype(PACK_ARRAYS[name])
+        if array.dtype.kind != wanted.kind:
+            return f"array '{name}' must be {wanted.name}, not {array.dtype}"
+    count, *spatial = arrays["modulus"].shape
+    field = arrays["measured"].shape
+    if len(spatial) not in (2, 3) or len(field) != len(spatial) + 2 or field[2:] != tuple(spatial):
+        return f"arrays 'measured' {field} and 'modulus' {arrays['modulus'].shape} disagree"
+    expected = {
+        name: (count, *shape) for name, shape in _row_shapes((field[1], *spatial)).items()
+    } | {"measured": field}
+    for name, array in arrays.items():
+        if array.shape != expected[name]:
+            return f"array '{name}' has shape {array.shape}, not {expected[name]}"
+    families = attrs.get("families")
+    if not (isinstance(families, list) and all(isinstance(f, str) for f in families)):
+        return f"attribute 'families' must be a list of names (got {families!r})"
+    return None
+
+
+def _column_problem(columns: Mapping[str, np.ndarray], attrs: Mapping[str, Any]) -> str | None:
+    """The first per-sample value out of range: physical quantities finite and > 0, ``snr`` > 0
+    (inf: noise-free), ``family`` an index into the ``families`` attribute, ``seed`` >= 0."""
+    checks = {
+        "frequency_hz": (np.isfinite, "a finite number > 0"),
+        "voxel_size_m": (np.isfinite, "a finite number > 0"),
+        "density_kg_m3": (np.isfinite, "a finite number > 0"),
+        "snr": (lambda v: ~np.isnan(v), "a number > 0 (inf: noise-free)"),
+    }
+    bad: dict[str, tuple[np.ndarray, str]] = {
+        name: (~(finite(columns[name]) & (columns[name] > 0)), wanted)
+        for name, (finite, wanted) in checks.items()
+    }
+    families = len(attrs["families"])
+    bad["family"] = (
+        (columns["family"] < 0) | (columns["family"] >= families),
+        f"an index into the {families} families",
+    )
+    bad["seed"] = (columns["seed"] < 0, "an integer >= 0")
+    for name, (flags, wanted) in bad.items():
+        rows = np.flatnonzero(flags.any(axis=tuple(range(1, flags.ndim))))
+        if len(rows):
+            value = columns[name][rows[0]]
+            return (
+                f"column '{name}' must be {wanted}: {len(rows)} row(s) are not, row {rows[0]} "
+                f"holds {value.tolist()}"
+            )
+    return None

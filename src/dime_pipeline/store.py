@@ -16,6 +16,7 @@ killed job never leaves a store that looks finished.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import uuid
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from dime_pipeline.config import FAMILIES
 from dime_pipeline.errors import UserError, one_line
 
 SCHEMA_VERSION = 1
@@ -81,8 +83,13 @@ class Sample:
 
 @contextmanager
 def atomic_directory(target: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``target``; on success it replaces ``target`` by renaming."""
+    """Yield a temporary sibling of ``target``; on success it replaces ``target`` by renaming.
+    Only a folder is replaced: a file or a symbolic link there is the user's, not an earlier
+    output (it would be moved aside and left hidden)."""
     target = Path(target)
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        kind = "a symbolic link" if target.is_symlink() else "a file"
+        raise UserError(f"{target} is {kind}, not an output folder: remove it or choose another")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
@@ -192,7 +199,9 @@ def read_array(array: zarr.Array, key: Any = Ellipsis) -> np.ndarray:
 
 
 def read_sample(path: str | Path) -> Sample:
-    """Read a sample store, checking that it is complete and of a schema this version knows."""
+    """Read a sample store, checking that it is complete, of a schema this version knows and
+    valid: every attribute of the schema of the right type and range, every array of the right
+    dtype and of shapes that agree (:func:`check_sample_schema`), before any array is read."""
     path = Path(path)
     with reading(path, "sample store") as group:
         attrs = dict(group.attrs)
@@ -205,11 +214,105 @@ def read_sample(path: str | Path) -> Sample:
         missing = [key for key in REQUIRED_ATTRS if key not in attrs]
         if missing:
             raise ValueError(f"attributes {missing} are missing")
-        arrays = {name: read_array(member(group, name, complete=True)) for name in ARRAY_NAMES}
+        members = {name: member(group, name, complete=True) for name in ARRAY_NAMES}
         for name in OPTIONAL_ARRAYS:
             if name in group or "acquisition" in attrs:  # an acquired store has them all
-                arrays[name] = read_array(member(group, name, complete=True))
-        return Sample(**arrays, attrs=attrs)  # inside: mismatched shapes are a read error too
+                members[name] = member(group, name, complete=True)
+        problem = check_sample_schema(
+            attrs, {name: (array.dtype, array.shape) for name, array in members.items()}
+        )
+        if problem:
+            raise UserError(f"{path}: not a valid sample store ({problem})")
+        arrays = {name: read_array(array) for name, array in members.items()}
+        return Sample(**arrays, attrs=attrs)
+
+
+# What a sample store's arrays hold: numpy dtype kinds (the writer stores complex128, bool and
+# int16; a reader takes any complex or integer width, never a real field or a float mask).
+ARRAY_KINDS = {
+    "displacement": ("c", "complex"),
+    "measured": ("c", "complex"),
+    "modulus": ("c", "complex"),
+    "mask": ("b", "bool"),
+    "labels": ("iu", "integer"),
+}
+
+
+def check_sample_schema(
+    attrs: Mapping[str, Any], arrays: Mapping[str, tuple[Any, tuple[int, ...]]]
+) -> str | None:
+    """The first problem of a sample's attributes and arrays (``name -> (dtype, shape)``), or
+    None: the checks every reader relies on, like a config's (docs/stores.md)."""
+    for name, (dtype, _) in arrays.items():
+        kinds, wanted = ARRAY_KINDS[name]
+        if np.dtype(dtype).kind not in kinds:
+            return f"array '{name}' must be {wanted}, not {np.dtype(dtype)}"
+    spatial = arrays["modulus"][1]
+    if len(spatial) not in (2, 3):
+        return f"array 'modulus' must have 2 or 3 axes ([z,] y, x), not shape {spatial}"
+    for name in ("mask", "labels"):
+        if arrays[name][1] != spatial:
+            return f"array '{name}' has shape {arrays[name][1]}, not the modulus's {spatial}"
+    field = arrays["displacement"][1]
+    if len(field) != len(spatial) + 1 or field[1:] != spatial or field[0] < 1:
+        return f"array 'displacement' has shape {field}, not (component, *{spatial})"
+    if "measured" in arrays and arrays["measured"][1] != field:
+        return f"array 'measured' has shape {arrays['measured'][1]}, not the displacement's {field}"
+    components = field[0]
+    return _attribute_problem(attrs, len(spatial), components)
+
+
+def _attribute_problem(attrs: Mapping[str, Any], ndim: int, components: int) -> str | None:
+    voxel = attrs["voxel_size_m"]
+    checks = [
+        ("family", attrs["family"] in FAMILIES, f"one of {', '.join(FAMILIES)}"),
+        ("seed", _integer(attrs["seed"]), "an integer >= 0"),
+        ("frequency_hz", _positive(attrs["frequency_hz"]), "a finite number > 0"),
+        ("density_kg_m3", _positive(attrs["density_kg_m3"]), "a finite number > 0"),
+        (
+            "voxel_size_m",
+            isinstance(voxel, list) and len(voxel) == ndim and all(map(_positive, voxel)),
+            f"a list of {ndim} finite numbers > 0 (one per spatial axis)",
+        ),
+        ("config_hash", isinstance(attrs["config_hash"], str), "a string"),
+        ("solver", isinstance(attrs["solver"], dict), "a mapping"),
+    ]
+    if "dim" in attrs:
+        checks.append(("dim", attrs["dim"] == ndim and _integer(attrs["dim"]), f"{ndim}"))
+    if "components" in attrs:
+        names = attrs["components"]
+        ok = isinstance(names, list) and len(names) == components
+        ok = ok and len(set(map(str, names))) == components and set(map(str, names)) <= set("xyz")
+        checks.append(("components", ok, f"{components} distinct names of x, y, z"))
+    elif components > 3:
+        return f"array 'displacement' has {components} components (at most 3: x, y, z)"
+    if "acquisition" in attrs:
+        acquisition = attrs["acquisition"]
+        ok = isinstance(acquisition, dict) and _integer(acquisition.get("seed"))
+        snr = acquisition.get("snr") if ok else None
+        ok = ok and "snr" in acquisition and (snr is None or _positive(snr))
+        checks.append(("acquisition", ok, "a mapping with seed (integer >= 0), snr (> 0 or null)"))
+    for key, ok, wanted in checks:
+        if not ok:
+            got = attrs[key]
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            return f"attribute '{key}' must be {wanted}{shown}"
+    return None
+
+
+def _integer(value: Any) -> bool:
+    """An int >= 0 (not a bool, not 3.0: zarr's JSON keeps integers apart from floats)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _positive(value: Any) -> bool:
+    """A finite real number > 0 (not a bool, not a string)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
 
 
 def jsonable(value: Any) -> Any:

@@ -6,6 +6,7 @@ Folders (Zarr stores, phantoms) have their counterpart in ``dime_pipeline.store.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -55,9 +56,33 @@ def check_outputs_spare_inputs(
 
     given = [Path(p) for p in inputs if p is not None]
     for out in (Path(p) for p in outputs if p is not None):
+        _check_destination(out)
         for source in given:
             if _same_or_nested(out, source, holds=not folders):
                 raise UserError(f"{out}: the output would overwrite the input {source}")
+
+
+def _check_destination(out: Path) -> None:
+    """``out`` can be written: not a symbolic link (the writers replace the link, not what it
+    points at), and its first existing folder is a folder this process may write in. Checked
+    before any work, on every MPI rank, so a long solve does not end in a failed write."""
+    from dime_pipeline.errors import UserError
+
+    if out.is_symlink():
+        raise UserError(
+            f"{out} is a symbolic link (to {os.readlink(out)}): the output would replace the "
+            "link, not its target; give the target's own path"
+        )
+    folder = out.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UserError(f"{out}: {folder} is not a folder")
+    try:  # permissions alone do not tell (root, read-only mounts, /proc): try
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".dime-probe-"):
+            pass
+    except OSError as error:
+        raise UserError(f"{out}: cannot write in {folder} ({error.strerror})") from None
 
 
 def _same_or_nested(out: Path, source: Path, holds: bool) -> bool:

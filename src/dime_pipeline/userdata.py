@@ -36,6 +36,16 @@ MIN_IN_PLANE_PX = 8
 OUTPUT_VOLUMES = ("|G*| (kPa)", "G' (kPa)", "G'' (kPa)", "confidence (0-1)")
 DEFAULT_DENSITY_KG_M3 = 1000.0
 _METRES_PER_UNIT = {"mm": 1e-3, "meter": 1.0, "micron": 1e-6}
+# (impossible, unusual) bounds: outside the first a value is a unit slip (kHz typed as Hz,
+# metres as mm) and refused; outside the second it is logged as a warning (micro-MRE of small
+# samples runs at kHz with voxels under 0.1 mm; clinical MRE at 25-100 Hz, 1-4 mm).
+FREQUENCY_BOUNDS_HZ = ((1.0, 1e4), (5.0, 1000.0))
+VOXEL_BOUNDS_MM = ((0.01, 100.0), (0.1, 20.0))
+DENSITY_BOUNDS_KG_M3 = ((100.0, 1e5), (900.0, 1300.0))  # soft tissue ~1000-1100; g/cm³ slips
+# Peak memory of an inversion per byte of the complex field: MMDI's filter bank needs 33.7,
+# DIME 4.7, DI 1.6 (`python benchmarks/bench_invert_memory.py`: 256² → 1024² × 3 components);
+# 40 leaves room for reading the file.
+WORK_PER_FIELD_BYTE = 40
 
 
 @dataclass
@@ -118,6 +128,10 @@ def load_user_data(
     field, offsets = remove_channel_offsets(field, mask)
     if not np.any(field[:, mask]):
         raise UserError(f"{path}: INPUT is constant inside the mask, there is no wave to invert")
+    # G* = -ρω² U/∇²U does not depend on the field's unit: bring its peak to 1, so that values
+    # near the ends of the float range (1e200, 1e-300) neither overflow nor underflow.
+    peak = np.abs(field[:, mask]).max()
+    field, offsets = field / peak, offsets / peak
     _log_offsets(field, mask, offsets)
     affine = raw.affine
     if affine is None:
@@ -161,23 +175,43 @@ def _positive(name: str, value: float) -> float:
     return float(value)
 
 
+def _plausible(
+    name: str, value: float, bounds: tuple[tuple[float, float], ...], unit: str
+) -> float:
+    """``value`` within the impossible bounds (else UserError); a warning outside the usual."""
+    (low, high), (usual_low, usual_high) = bounds
+    if not low <= value <= high:
+        raise UserError(
+            f"{name} {value:g} {unit} is outside {low:g}-{high:g} {unit}: a unit slip? "
+            f"(MRE uses about {usual_low:g}-{usual_high:g} {unit})"
+        )
+    if not usual_low <= value <= usual_high:
+        log.warning(
+            "%s %g %s is unusual for MRE (%g-%g %s)", name, value, unit, usual_low, usual_high, unit
+        )
+    return value
+
+
 def _resolve_frequency(given: float | None, stored: float | None) -> float:
     if given is None and stored is None:
         raise UserError("--frequency-hz is required (the drive frequency of the acquisition)")
-    return _positive("--frequency-hz", given if given is not None else stored)
+    frequency = _positive("--frequency-hz", given if given is not None else stored)
+    return _plausible("--frequency-hz", frequency, FREQUENCY_BOUNDS_HZ, "Hz")
 
 
 def _resolve_density(given: float | None, stored: float | None) -> float:
     """--density-kg-m3, else the store's attribute, else 1000 kg/m³."""
     chosen = next((v for v in (given, stored) if v is not None), DEFAULT_DENSITY_KG_M3)
-    return _positive("--density-kg-m3", chosen)
+    density = _positive("--density-kg-m3", chosen)
+    return _plausible("--density-kg-m3", density, DENSITY_BOUNDS_KG_M3, "kg/m³")
 
 
 def _resolve_spacing(
     path: Path, voxel_size_mm: float | None, found: tuple[float, float] | None
 ) -> tuple[float, float]:
     if voxel_size_mm is not None:
-        size = _positive("--voxel-size-mm", voxel_size_mm) * 1e-3
+        size = _positive("--voxel-size-mm", voxel_size_mm)
+        size = 1e-3 * _plausible("--voxel-size-mm", size, VOXEL_BOUNDS_MM, "mm")
         return size, size
     if found is None:
         raise UserError(f"{path}: INPUT has no voxel size, give --voxel-size-mm")
@@ -187,6 +221,8 @@ def _resolve_spacing(
             f"{path}: INPUT's in-plane voxel sizes ({shown}) must be positive numbers, give "
             "--voxel-size-mm"
         )
+    for size in found:
+        _plausible(f"{path}: INPUT's voxel size", 1e3 * size, VOXEL_BOUNDS_MM, "mm")
     return found
 
 
@@ -235,6 +271,8 @@ def _read_mask(path: Path, raw: _Raw) -> np.ndarray:
         data = data[..., None]  # a 2D mask for a single-slice volume
     if data.shape != spatial:
         raise UserError(f"{path}: mask shape {data.shape} does not match INPUT's {spatial}")
+    if data.dtype.kind not in "biuf":
+        raise UserError(f"{path}: a mask holds numbers or booleans, not {data.dtype}")
     mask = np.isfinite(data) & (data != 0)
     return mask.T if raw.reversed_axes else mask
 
@@ -247,11 +285,42 @@ def _load_nifti(path: Path):
     chatter = nib.imageglobals.logger
     level, chatter.level = chatter.level, logging.ERROR
     try:
-        return nib.load(path)
+        image = nib.load(path)
+        stored = _verified_size(path)
     except (OSError, ValueError, EOFError, nib.filebasedimages.ImageFileError) as error:
         raise UserError(f"{path}: not a readable NIfTI file ({one_line(error)})") from None
     finally:
         chatter.level = level
+    header = image.header
+    data_bytes = (
+        int(np.prod(header.get_data_shape(), dtype=float)) * header.get_data_dtype().itemsize
+    )
+    if stored < int(header.get_data_offset()) + data_bytes:
+        raise UserError(
+            f"{path}: not a readable NIfTI file (its header promises {data_bytes:.4g} bytes of "
+            f"data, the file holds {stored} in all: cut short?)"
+        )
+    check_memory(path, data_bytes)
+    return image
+
+
+def _verified_size(path: Path) -> int:
+    """The file's size, uncompressed for ``.gz``, after reading it whole: gzip checks its CRC
+    and length at the end of the stream, which nibabel never reaches (a flipped byte in a
+    ``.nii.gz`` gave an all-zero map)."""
+    if not path.name.endswith(".gz"):
+        return path.stat().st_size
+    import gzip
+    import zlib
+
+    size = 0
+    try:
+        with gzip.open(path, "rb") as stream:
+            while chunk := stream.read(1 << 24):
+                size += len(chunk)
+    except zlib.error as error:  # a damaged deflate stream
+        raise ValueError(f"corrupt gzip data: {error}") from None
+    return size
 
 
 def _nifti_data(image, path: Path) -> np.ndarray:
@@ -268,9 +337,40 @@ def _nifti_data(image, path: Path) -> np.ndarray:
 
 def _load_npy(path: Path) -> np.ndarray:
     try:
+        with open(path, "rb") as stream:
+            major, _ = np.lib.format.read_magic(stream)
+            read_header = np.lib.format.read_array_header_1_0
+            if major > 1:
+                read_header = np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(stream)
+            header_end = stream.tell()
+    except (OSError, ValueError, EOFError) as error:
+        raise UserError(f"{path}: not a readable .npy file ({one_line(error)})") from None
+    expected = int(np.prod(shape, dtype=float)) * dtype.itemsize
+    actual = path.stat().st_size - header_end
+    if dtype.hasobject or expected != actual:
+        raise UserError(
+            f"{path}: not a readable .npy file (its header promises {expected:.4g} bytes of "
+            f"{dtype} {shape}, the file holds {actual})"
+        )
+    check_memory(path, expected)
+    try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
         raise UserError(f"{path}: not a readable .npy file ({one_line(error)})") from None
+
+
+def check_memory(path: Path, data_bytes: float) -> None:
+    """Refuse, before reading it, an INPUT whose inversion cannot fit in memory."""
+    from dime_pipeline.config import memory_bytes
+
+    field_bytes = data_bytes * 16 / 8  # read as float64, inverted as complex128: at most ×2
+    need, have = WORK_PER_FIELD_BYTE * field_bytes, memory_bytes()
+    if need > have:
+        raise UserError(
+            f"{path}: inverting {data_bytes / 1e9:.3g} GB of data needs about {need / 1e9:.3g} GB "
+            f"of memory, this machine has {have / 1e9:.3g} GB; invert it in parts"
+        )
 
 
 def _read_nifti(path: Path, layout: str) -> _Raw:
@@ -399,7 +499,14 @@ def output_maps(volume: UserVolume, result: InversionResult) -> np.ndarray:
         [result.magnitude / 1e3, result.storage / 1e3, result.loss / 1e3, result.confidence],
         axis=-1,
     )
-    maps = np.where(result.valid[..., None], maps, 0.0).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        maps = np.where(result.valid[..., None], maps, 0.0).astype(np.float32)
+    bad = ~np.isfinite(maps).all(axis=-1)
+    if bad.any():  # the input is finite inside the mask (load_user_data): a map would lie
+        raise UserError(
+            f"the inversion gave non-finite values at {int(bad.sum())} voxels although INPUT is "
+            "finite there; nothing was written (check --frequency-hz and the voxel size)"
+        )
     spatial = maps.ndim - 1
     if volume.reversed_axes:
         maps = maps.transpose((*range(spatial - 1, -1, -1), spatial))

@@ -21,8 +21,8 @@ rule acquire:
         mem_mb=2000,
         runtime=5,
     shell:
-        "dime-pipeline acquire {input.store} --out {output.store} --seed {params.seed} "
-        "{params.noise} {params.options} > {log} 2>&1"
+        "dime-pipeline acquire {input.store:q} --out {output.store:q} --seed {params.seed:q} "
+        "{params.noise:q} {params.options:q} > {log:q} 2>&1"
 
 
 rule pack:
@@ -49,6 +49,6 @@ rule pack:
         mem_mb=4000,
         runtime=10,
     shell:
-        "dime-pipeline pack @{input.listing} --out-dir {params.out_dir} "
-        "--fractions {params.fractions} --seed {params.seed} "
-        "--config-hash {params.config_hash} > {log} 2>&1"
+        "dime-pipeline pack @{input.listing:q} --out-dir {params.out_dir:q} "
+        "--fractions {params.fractions:q} --seed {params.seed:q} "
+        "--config-hash {params.config_hash:q} > {log:q} 2>&1"

@@ -113,30 +113,33 @@ def acquire_seed(wildcards):
     return sample_seed(SETTINGS.seed, stream, int(wildcards.index))
 
 
+# Options reach the shell as lists of words that the rules quote one by one (`{params.x:q}`):
+# no config value is ever read by the shell, whatever characters it holds.
+
+
 def noise_option(wildcards):
     if wildcards.snr == "inf":
-        return ""
+        return []
     flag = "--snr" if SETTINGS.acquisition.snr_definition == "amplitude" else "--strain-snr"
-    return f"{flag} {wildcards.snr}"
+    return [flag, wildcards.snr]
 
 
 def acquire_options():
     a = SETTINGS.acquisition
-    options = [
-        f"--offsets {a.offsets}",
-        f"--average {a.average}",
-        f"--mask-fraction {a.mask_fraction}",
-        f"--components {a.components}",
-        f"--peak-phase-rad {a.peak_phase_rad}",
-    ]
-    if a.wrap_rad is not None:
-        options.append(f"--wrap-rad {a.wrap_rad}")
-    return " ".join(options)
+    options = {
+        "--offsets": a.offsets,
+        "--average": a.average,
+        "--mask-fraction": a.mask_fraction,
+        "--components": a.components,
+        "--peak-phase-rad": a.peak_phase_rad,
+        "--wrap-rad": a.wrap_rad,
+    }
+    return [str(w) for flag, value in options.items() if value is not None for w in (flag, value)]
 
 
 def pack_fractions():
     fractions = SETTINGS.datasets.fractions
-    return f"{fractions.train} {fractions.val} {fractions.test}"
+    return [str(fractions.train), str(fractions.val), str(fractions.test)]
 
 
 EVALUATED_METHODS = ("dime", "mmdi", "di")
@@ -151,7 +154,7 @@ def dime_model_input():
 
 
 def dime_model_option():
-    return f"--model {TRAINED_MODEL}" if SETTINGS.dime.model == "trained" else ""
+    return ["--model", TRAINED_MODEL] if SETTINGS.dime.model == "trained" else []
 
 
 # The shipped model comes with its training log, so the report always shows the curves of the

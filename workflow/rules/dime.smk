@@ -23,8 +23,8 @@ rule train:
         runtime=720,
     shell:
         # checkpoints/last.ckpt survives a killed job: rerunning the rule resumes from it.
-        "dime-pipeline --quiet train --train {input.train} --val {input.val} "
-        "--out-dir {params.out_dir} {params.options} > {log} 2>&1"
+        "dime-pipeline --quiet train --train {input.train:q} --val {input.val:q} "
+        "--out-dir {params.out_dir:q} {params.options:q} > {log:q} 2>&1"
 
 
 rule invert_dime:
@@ -46,5 +46,5 @@ rule invert_dime:
         mem_mb=4000,
         runtime=60,
     shell:
-        "dime-pipeline invert {input.pack} --method dime {params.model} "
-        "--out {output.estimates} > {log} 2>&1"
+        "dime-pipeline invert {input.pack:q} --method dime {params.model:q} "
+        "--out {output.estimates:q} > {log:q} 2>&1"

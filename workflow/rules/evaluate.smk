@@ -40,8 +40,8 @@ rule evaluate:
         mem_mb=4000,
         runtime=30,
     shell:
-        "dime-pipeline evaluate --truth {input.truth} --estimates {input.estimates} "
-        "--out-dir {params.metrics_dir} --figures-dir {params.figures_dir} > {log} 2>&1"
+        "dime-pipeline evaluate --truth {input.truth:q} --estimates {input.estimates:q} "
+        "--out-dir {params.metrics_dir:q} --figures-dir {params.figures_dir:q} > {log:q} 2>&1"
 
 
 rule report:
@@ -66,11 +66,11 @@ rule report:
         metrics_dir=lambda wildcards, input: Path(input.metrics[0]).parent,
         figures_dir=lambda wildcards, input: Path(input.manifest).parent,
         training=lambda wildcards, input: (
-            f"--training-log {input.training_log}" if input.training_log else ""
+            ["--training-log", input.training_log] if input.training_log else []
         ),
-        previews=lambda wildcards, input: " ".join(
+        previews=lambda wildcards, input: [
             str(Path(folder) / "preview.png") for folder in input.phantoms
-        ),
+        ],
         config_hash=SETTINGS.digest(),  # the config it shows is rewritten by `onstart`
     conda:
         "../../environment.yml"
@@ -83,6 +83,6 @@ rule report:
         mem_mb=2000,
         runtime=10,
     shell:
-        "dime-pipeline report --metrics-dir {params.metrics_dir} "
-        "--figures-dir {params.figures_dir} --config {input.config} {params.training} "
-        "--previews {params.previews} --out {output.html} > {log} 2>&1"
+        "dime-pipeline report --metrics-dir {params.metrics_dir:q} "
+        "--figures-dir {params.figures_dir:q} --config {input.config:q} {params.training:q} "
+        "--previews {params.previews:q} --out {output.html:q} > {log:q} 2>&1"

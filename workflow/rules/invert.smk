@@ -20,5 +20,5 @@ rule invert_baseline:
         mem_mb=2000,
         runtime=30,
     shell:
-        "dime-pipeline invert {input.pack} --method {wildcards.method} "
-        "--out {output.estimates} > {log} 2>&1"
+        "dime-pipeline invert {input.pack:q} --method {wildcards.method:q} "
+        "--out {output.estimates:q} > {log:q} 2>&1"

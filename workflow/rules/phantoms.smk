@@ -22,5 +22,5 @@ rule phantom:
         mem_mb=1000,
         runtime=10,
     shell:
-        "dime-pipeline phantom {wildcards.family} --seed {params.seed} "
-        "--config {input.config} --out {output.phantom} > {log} 2>&1"
+        "dime-pipeline phantom {wildcards.family:q} --seed {params.seed:q} "
+        "--config {input.config:q} --out {output.phantom:q} > {log:q} 2>&1"

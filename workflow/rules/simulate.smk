@@ -21,8 +21,8 @@ rule warm_jit_cache:
     shell:
         # Every solve uses the same forms: compile them once, before hundreds of solves start
         # (the iterative solver's forms include the direct solver's).
-        "OMP_NUM_THREADS=1 dime-pipeline warm-up --config {input.config} --solver iterative "
-        "--out {output.record} > {log} 2>&1"
+        "OMP_NUM_THREADS=1 dime-pipeline warm-up --config {input.config:q} --solver iterative "
+        "--out {output.record:q} > {log:q} 2>&1"
 
 
 rule simulate:
@@ -35,7 +35,7 @@ rule simulate:
         store=directory("results/samples/{family}/{index}.zarr"),
     params:
         jit_cache=SETTINGS.solver.jit_cache,
-        solver=f"--solver {SETTINGS.solver.kind} --max-iterations {SETTINGS.solver.max_iterations}",
+        solver=["--solver", SETTINGS.solver.kind, "--max-iterations", str(SETTINGS.solver.max_iterations)],
     conda:
         "../../environment.yml"
     log:
@@ -50,8 +50,8 @@ rule simulate:
         runtime=30,
     shell:
         "OMP_NUM_THREADS=1 {resources.mpi} -n {resources.tasks} "
-        "dime-pipeline simulate {input.phantom} --out {output.store} "
-        "--jit-cache {params.jit_cache} {params.solver} > {log} 2>&1"
+        "dime-pipeline simulate {input.phantom:q} --out {output.store:q} "
+        "--jit-cache {params.jit_cache:q} {params.solver:q} > {log:q} 2>&1"
 
 
 rule list_stores:
@@ -85,4 +85,4 @@ rule summarize:
         mem_mb=1000,
         runtime=5,
     shell:
-        "dime-pipeline summarize @{input.listing} --out {output.summary} > {log} 2>&1"
+        "dime-pipeline summarize @{input.listing:q} --out {output.summary:q} > {log:q} 2>&1"

@@ -41,9 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--fast-dev-run", action="store_true", help="one batch each, no outputs")
     parser.add_argument("--seed", type=int, help="seed (default 2025)")
     parser.add_argument("--max-epochs", type=int, metavar="N")
-    parser.add_argument("--accelerator", help="auto (default), cpu, gpu, ...")
+    parser.add_argument("--accelerator", help="auto (default), cpu, gpu, cuda, mps or tpu")
     parser.add_argument("--devices", type=int, metavar="N", help="devices (default 1)")
-    parser.add_argument("--precision", help="32-true (default), bf16-mixed, ...")
+    parser.add_argument(
+        "--precision",
+        help="32-true (default), 64-true, 16-mixed, bf16-mixed, 16-true, bf16-true, "
+        "transformer-engine, transformer-engine-float16 (or 64, 32, 16, bf16)",
+    )
     parser.add_argument("--batch-size", type=int, metavar="N")
     parser.add_argument("--num-workers", type=int, metavar="N", help="DataLoader workers")
     parser.add_argument("--crops-per-epoch", type=int, metavar="N")

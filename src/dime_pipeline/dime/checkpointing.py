@@ -4,6 +4,9 @@
   save goes through a temporary file in ``$TMPDIR`` and ``shutil.move``, which is a plain copy
   (a kill leaves a truncated ``last.ckpt``) when ``$TMPDIR`` is another file system, e.g.
   node-local scratch on a cluster.
+- :func:`load_checkpoint`: every checkpoint is read weights-only (tensors and plain types, never
+  pickled code), by ``dime-pipeline train`` and by Lightning (:class:`AtomicCheckpointIO`), so a
+  file planted in ``checkpoints/`` cannot run code; one that needs more is refused.
 - :class:`MetricsLog`: the CSV log (Lightning's ``CSVLogger`` format) rewritten whole and
   atomically at every logging call, so a kill loses no row. It lives next to the checkpoints,
   not in the exported ``logs/metrics.csv``: Snakemake deletes the outputs of a killed job
@@ -15,6 +18,8 @@ from __future__ import annotations
 
 import csv
 import io
+import pickle
+import re
 from argparse import Namespace
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,13 +30,51 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 
+from dime_pipeline.errors import UserError
 from dime_pipeline.textio import atomic_file, write_text_atomic
 
 Row = dict[str, float | int]
 
+# Types besides tensors and plain containers/scalars that the checkpoints of a DimeModule need
+# to load weights-only. None, measured with Lightning 2.6 / torch 2.14 (cosine, onecycle and
+# constant schedules, epoch-end and mid-epoch checkpoints): the hyperparameters are plain dicts,
+# LambdaLR stores no function, ModelCheckpoint stores paths as text and scores as tensors.
+CHECKPOINT_SAFE_GLOBALS: tuple[Any, ...] = ()
+
+
+def load_checkpoint(path: str | Path, failure: str = "cannot load it") -> dict[str, Any]:
+    """A checkpoint read weights-only on the CPU; UserError (one line naming it, suggesting
+    ``--fresh``) for one that cannot be: pickled objects beyond tensors and plain types (code
+    could run), or a damaged or foreign file (``failure`` says what could not be done)."""
+    try:
+        with torch.serialization.safe_globals(list(CHECKPOINT_SAFE_GLOBALS)):
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a zip or unpickling error: damaged, foreign or planted
+        found = re.search(r"GLOBAL (\S+)", str(error))
+        if isinstance(error, pickle.UnpicklingError) and found:
+            raise UserError(
+                f"{path}: refused: it pickles {found.group(1)}, not only weights (loading it "
+                "could run code); remove it or use --fresh to start over"
+            ) from None
+        raise UserError(
+            f"{path}: {failure} ({type(error).__name__}); remove it or use --fresh to start over"
+        ) from None
+    if not isinstance(saved, dict):
+        raise UserError(
+            f"{path}: {failure} (a {type(saved).__name__}, not a checkpoint); "
+            "remove it or use --fresh to start over"
+        )
+    return saved
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` to a hidden sibling, then rename (see the module docstring)."""
+    """``torch.save`` to a hidden sibling, then rename; loads only weights-only, whatever
+    Lightning asks for (see the module docstring)."""
+
+    def load_checkpoint(
+        self, path: str | Path, map_location: Any | None = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        return load_checkpoint(path, "cannot resume from it")
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None

@@ -26,9 +26,10 @@ from typing import Any, Literal
 import lightning as L
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from dime_pipeline.config import STRICT
 from dime_pipeline.datasets import Pack
 from dime_pipeline.dime.normalization import dimensionless_log_modulus, physics_scale
 from dime_pipeline.errors import UserError
@@ -42,7 +43,7 @@ TRAIN_STREAM, VAL_STREAM = 0, 1
 class DataConfig(BaseModel):
     """How patches are drawn and batched."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     input_array: Literal["measured", "displacement"] = Field(
         "measured", description="pack array fed to the network: acquired (noisy) or clean field"
@@ -246,11 +247,12 @@ def _augment(
 class CropKeys(Sampler[int]):
     """Keys of one epoch's crops: epoch·n … epoch·n + n − 1, or 0 … n − 1 when ``fixed``.
 
-    Lightning calls ``set_epoch`` at the start of every epoch, also after a resume, so a resumed
-    run draws the crops of the epoch it resumes in (from the epoch's first key: a DataLoader
-    cannot skip ahead, and repeating some random crops is harmless). Under DDP rank r of w takes
-    every w-th key from r on (n // w each, so all ranks step together); the sampler shards itself
-    because Lightning's distributed wrapper would hide ``set_epoch`` and repeat epoch 0's crops.
+    Lightning calls ``set_epoch`` at the start of every epoch; after a resume,
+    ``dime.training`` sets it before the first batch and skips the crops already trained on, so
+    a resumed run draws exactly the crops the uninterrupted one would have. Under DDP rank r of
+    w takes every w-th key from r on (n // w each, so all ranks step together); the sampler
+    shards itself because Lightning's distributed wrapper would hide ``set_epoch`` and repeat
+    epoch 0's crops.
     """
 
     def __init__(self, length: int, fixed: bool, rank: int = 0, world_size: int = 1) -> None:

@@ -11,6 +11,9 @@ that ``torch.load(path, weights_only=True)`` reads (plain types and tensors only
     state_dict      DimeUNet parameters and BatchNorm statistics, float32
     metadata        free-form: training config, data, epoch, step, metrics, versions, created
 
+Weights are finite: ``save_model`` refuses to write NaN or inf weights and ``load_model`` to read
+them; a network output that is not finite for a finite field is an error, never a map.
+
 **Sliding window.** Per 2D slice and component: the field is zero-padded by P/2 (outside the
 image = outside the mask, as in training), P×P windows every ``stride`` pixels that touch the
 mask are normalised (tissue pixels only) and run through the network in batches on the GPU if
@@ -100,8 +103,12 @@ def save_model(
     channel_floor: float = DEFAULT_CHANNEL_FLOOR,
     metadata: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write the model file atomically (temporary sibling, then rename)."""
+    """Write the model file atomically (temporary sibling, then rename); UserError, nothing
+    written, if a weight is NaN or inf (a diverged training)."""
     path = Path(path)
+    bad = _nonfinite(network.state_dict())
+    if bad is not None:
+        raise UserError(f"{path}: not written: weight {bad} is NaN or inf (the training diverged)")
     payload = {
         "format": MODEL_FORMAT,
         "format_version": MODEL_FORMAT_VERSION,
@@ -154,7 +161,18 @@ def load_model(
             f"{path}: the weights do not fit the network the file describes "
             f"({detail.strip() or type(error).__name__})"
         ) from None
+    bad = _nonfinite(network.state_dict())
+    if bad is not None:
+        raise UserError(f"{path}: unusable DIME model: weight {bad} is NaN or inf")
     return as_model(network, floor, payload.get("metadata"), device)
+
+
+def _nonfinite(state: Mapping[str, torch.Tensor]) -> str | None:
+    """The first floating-point tensor of ``state`` with a NaN or inf (None: all finite)."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+            return name
+    return None
 
 
 def default_model_path() -> Path:
@@ -237,6 +255,11 @@ def predict_slice(
             hann.to(device),
             sums,
             min_component_weight,
+        )
+    if not bool(sums.isfinite().all()):  # the field is finite (_checked): the model is not
+        raise UserError(
+            "the DIME model gave NaN or inf for a finite field: the model is unusable "
+            "(diverged or damaged weights)"
         )
     image = sums.reshape(4, *padded)[:, top : top + height, left : left + width]
     return _blended(image.cpu().numpy(), mask, model.config.log_magnitude_offset)
@@ -363,6 +386,11 @@ def _maps(prediction: Mapping[str, np.ndarray], scale_pa: float) -> dict[str, np
         valid, modulus_from_log(prediction["log_magnitude"], prediction["phase"], scale_pa), 0
     )
     log_std = np.where(valid, np.sqrt(prediction["variance"]), 0.0)
+    if not (np.isfinite(modulus).all() and np.isfinite(log_std).all()):  # exp overflowed
+        raise UserError(
+            f"the DIME model's prediction overflows (|G*| or its spread beyond float range at "
+            f"{scale_pa:.3g} Pa per unit): the model is unusable for this field"
+        )
     return {
         "modulus": modulus,
         "magnitude": np.abs(modulus),

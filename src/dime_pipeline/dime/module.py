@@ -20,9 +20,10 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from torchmetrics import MeanAbsolutePercentageError, MeanMetric, PearsonCorrCoef, R2Score
 
+from dime_pipeline.config import STRICT
 from dime_pipeline.dime.network import DimeUNet, UNetConfig
 from dime_pipeline.dime.normalization import DEFAULT_CHANNEL_FLOOR, normalize_patches
 
@@ -30,7 +31,7 @@ from dime_pipeline.dime.normalization import DEFAULT_CHANNEL_FLOOR, normalize_pa
 class OptimConfig(BaseModel):
     """Loss weights, AdamW and the learning-rate schedule."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     lr: float = Field(2e-3, gt=0, description="peak learning rate")
     weight_decay: float = Field(1e-4, ge=0)

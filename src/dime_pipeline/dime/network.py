@@ -21,8 +21,10 @@ import math
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from torch import nn
+
+from dime_pipeline.config import STRICT
 
 IN_CHANNELS = 3  # real, imaginary, mask
 
@@ -30,7 +32,7 @@ IN_CHANNELS = 3  # real, imaginary, mask
 class UNetConfig(BaseModel):
     """Architecture hyperparameters; saved in checkpoints and in the exported model file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     patch_size: int = Field(32, ge=8, le=256, description="training and inference patch, px")
     depth: int = Field(3, ge=1, le=5, description="number of 2× down-samplings")

@@ -11,17 +11,22 @@
     model.pt                  the exported model (best weights), see ``dime.inference``
 
 A run finds ``checkpoints/last.ckpt`` and resumes from it (epoch, step, optimiser, scheduler and
-the crop sequence continue), so rerunning the same command after a kill finishes the job; a
-finished run exits at once and re-exports. Lightning is given ``LightningEnvironment()``
-explicitly: with mpi4py importable it would otherwise pick its MPI environment and can hang.
+the crop sequence continue, within an epoch too: the crops already trained on are skipped), so
+rerunning the same command after a kill finishes the job; a finished run exits at once and
+re-exports. Checkpoints are read weights-only (``checkpointing.load_checkpoint``): no code runs
+from them. Weights that become NaN or inf end the run with a UserError before a checkpoint or
+a model holds them. The Trainer is built, and its settings checked, before ``OUT_DIR`` is
+written. Lightning is given ``LightningEnvironment()`` explicitly: with mpi4py importable it
+would otherwise pick its MPI environment and can hang.
 """
 
 from __future__ import annotations
 
 import datetime
+import itertools
 import logging
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,25 +34,28 @@ from typing import Any
 import lightning as L
 import torch
 import yaml
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.plugins.environments import LightningEnvironment
 from lightning.pytorch.utilities import rank_zero_only
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from torch.utils.data import DataLoader, Sampler
 
 from dime_pipeline import __version__
-from dime_pipeline.config import read_yaml_mapping
+from dime_pipeline.config import STRICT, Accelerator, Precision, read_yaml_mapping
 from dime_pipeline.dime.checkpointing import (
     AtomicCheckpointIO,
     MetricsLog,
     Row,
+    load_checkpoint,
     log_history,
     log_text,
 )
-from dime_pipeline.dime.data import DataConfig, DimeDataModule
+from dime_pipeline.dime.data import CropKeys, DataConfig, DimeDataModule
 from dime_pipeline.dime.inference import save_model
 from dime_pipeline.dime.module import DimeModule, OptimConfig
 from dime_pipeline.dime.network import UNetConfig
-from dime_pipeline.errors import UserError, config_error
+from dime_pipeline.errors import UserError, config_error, one_line
 from dime_pipeline.textio import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -60,7 +68,7 @@ _QUIET_WARNINGS = (  # expected on resume or on small machines; nothing for a us
     r".*exists and is not empty.*",
     r".*does not have many workers.*",
     r".*Experiment logs directory.*",
-    r".*ended before the epoch ended.*",  # crops are random: a partial epoch's restart is harmless
+    r".*ended before the epoch ended.*",  # _ResumingData skips the crops already trained on
     r".*LeafSpec.*",  # Lightning 2.6 on torch ≥ 2.10 (its own deprecation)
 )
 
@@ -68,12 +76,12 @@ _QUIET_WARNINGS = (  # expected on resume or on small machines; nothing for a us
 class TrainerConfig(BaseModel):
     """Lightning Trainer and checkpoint settings."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     max_epochs: int = Field(40, ge=1)
-    accelerator: str = Field("auto", description="auto (GPU if any), cpu, gpu, ...")
+    accelerator: Accelerator = Field("auto", description="auto (GPU if any), cpu, gpu, ...")
     devices: int = Field(1, ge=1, description="devices to train on (1: no distribution)")
-    precision: str = Field("32-true", description="e.g. 32-true, bf16-mixed (GPU)")
+    precision: Precision = Field("32-true", description="e.g. 32-true, bf16-mixed (GPU)")
     gradient_clip_val: float = Field(1.0, ge=0)
     log_every_n_steps: int = Field(50, ge=1)
     checkpoint_every_n_steps: int = Field(
@@ -85,11 +93,17 @@ class TrainerConfig(BaseModel):
     fast_dev_run: bool = Field(False, description="one batch of each; no checkpoints, no export")
     progress_bar: bool = True
 
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision_number(cls, value: Any) -> Any:
+        """YAML ``precision: 32`` is an int: Lightning's 64/32/16 mean "64", "32", "16"."""
+        return str(value) if type(value) is int else value
+
 
 class TrainingConfig(BaseModel):
     """Everything ``dime-pipeline train`` needs besides the data paths and the output folder."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     seed: int = Field(2025, ge=0)
     network: UNetConfig = UNetConfig()
@@ -162,29 +176,33 @@ def fit(
     last = out_dir / "checkpoints" / "last.ckpt"
     resume_from = last if resume and not dev_run and last.is_file() else None
     history: list[Row] = []
+    position = None
     if resume_from is not None:
-        step = _resumable_step(resume_from, config)
+        position = _resume_position(resume_from, config)
         log.info("resuming from %s", resume_from)
         # The rows logged before the checkpoint; the resumed run logs the later ones again.
-        history = log_history(out_dir / LIVE_LOG, step)
-    datamodule = DimeDataModule(
-        train, val, config.network.patch_size, config.data, seed=config.seed
+        history = log_history(out_dir / LIVE_LOG, position[1])
+    datamodule = _ResumingData(
+        train, val, config.network.patch_size, config.data, seed=config.seed, position=position
     )
     datamodule.setup("fit")  # read the packs now: a bad one must fail before DIR is written
     L.seed_everything(config.seed, workers=True)
+    module = DimeModule(config.network.model_dump(), config.optim.model_dump())
+    checkpoints = [] if dev_run else _checkpoints(config, out_dir / "checkpoints")
+    guards = [] if dev_run else [_FiniteWeights(out_dir, _divergence_hint(config.trainer))]
+    # Built before DIR is written: a missing GPU or an unsupported precision fails here.
+    trainer = _trainer(config.trainer, out_dir, [*guards, *checkpoints, *callbacks], history)
     if not dev_run:
         out_dir.mkdir(parents=True, exist_ok=True)
         if rank_zero_only.rank == 0:  # DDP runs fit() once per process
             text = yaml.safe_dump(config.model_dump(), sort_keys=False)
             write_text_atomic(out_dir / "config.yaml", text)
-    module = DimeModule(config.network.model_dump(), config.optim.model_dump())
-    checkpoints = [] if dev_run else _checkpoints(config, out_dir / "checkpoints")
-    trainer = _trainer(config.trainer, out_dir, [*checkpoints, *callbacks], history)
     with warnings.catch_warnings():
         for pattern in _QUIET_WARNINGS:
             warnings.filterwarnings("ignore", message=pattern)
         try:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+            # weights_only: AtomicCheckpointIO reads weights-only anyway; this says so twice.
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         except UserError as error:
             # From a DataLoader worker it arrives wrapped in the worker's traceback: its own
             # message is the last line.
@@ -223,6 +241,20 @@ def _checkpoints(config: TrainingConfig, directory: Path) -> list[ModelCheckpoin
 def _trainer(
     cfg: TrainerConfig, out_dir: Path, callbacks: list[Callback], history: Sequence[Row] = ()
 ) -> L.Trainer:
+    """The Lightning Trainer; UserError for settings this machine cannot run (no GPU for
+    ``accelerator: gpu``, a precision the accelerator lacks, too many devices)."""
+    try:
+        return _lightning_trainer(cfg, out_dir, callbacks, history)
+    except (MisconfigurationException, ValueError, RuntimeError, ImportError) as error:
+        raise UserError(
+            f"trainer settings (accelerator {cfg.accelerator!r}, devices {cfg.devices}, "
+            f"precision {cfg.precision!r}) cannot run here: {one_line(error)}"
+        ) from None
+
+
+def _lightning_trainer(
+    cfg: TrainerConfig, out_dir: Path, callbacks: list[Callback], history: Sequence[Row]
+) -> L.Trainer:
     dev_run = cfg.fast_dev_run
     return L.Trainer(
         max_epochs=cfg.max_epochs,
@@ -244,20 +276,111 @@ def _trainer(
     )
 
 
-def _resumable_step(checkpoint: Path, config: TrainingConfig) -> int:
-    """The global step ``checkpoint`` was saved at; refuses a run whose network differs from the
-    config's (a clear error, not a size-mismatch traceback deep inside Lightning)."""
+def _resume_position(checkpoint: Path, config: TrainingConfig) -> tuple[int, int]:
+    """(epoch, global step) ``checkpoint`` resumes at, read weights-only; refuses a run whose
+    network differs from the config's (a clear error, not a size-mismatch traceback deep inside
+    Lightning)."""
+    saved = load_checkpoint(checkpoint, "cannot resume from it")
     try:
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
         network, step = saved["hyper_parameters"]["network"], int(saved["global_step"])
+        # The epoch Lightning continues in (it calls the sampler's set_epoch with this one): the
+        # checkpoint's own epoch mid-epoch, the next one after an epoch end.
+        progress = saved.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
+        epoch = int(progress.get("current", {}).get("processed", saved["epoch"]))
     except Exception as error:
-        raise UserError(f"{checkpoint}: cannot resume from it ({type(error).__name__})") from None
+        raise UserError(
+            f"{checkpoint}: cannot resume from it ({type(error).__name__}); "
+            "use --fresh to start over"
+        ) from None
     if UNetConfig(**network) != config.network:
         raise UserError(
             f"{checkpoint} was trained with network {network}, the config asks for "
             f"{config.network.model_dump()}: use another --out-dir, or --fresh to start over"
         )
-    return step
+    return epoch, step
+
+
+class _ResumingData(DimeDataModule):
+    """The datamodule of a run resumed at ``position`` (epoch, global step): its first
+    training epoch starts at the crop after the last one trained on.
+
+    Every batch is one optimiser step, so ``step − epoch × batches per epoch`` batches of that
+    epoch are done (0 after an epoch end). The sampler's epoch is also set here, before
+    Lightning's first ``iter()``: with DataLoader workers that call already draws keys, before
+    Lightning's ``set_epoch``, and a resumed epoch would otherwise get epoch 0's crops.
+    """
+
+    def __init__(self, *args: Any, position: tuple[int, int] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.position = position
+
+    def train_dataloader(self) -> DataLoader:
+        loader = super().train_dataloader()
+        keys = loader.sampler
+        if self.position is None or not isinstance(keys, CropKeys) or loader.batch_size is None:
+            return loader
+        epoch, step = self.position
+        keys.set_epoch(epoch)
+        done = step - epoch * len(loader)
+        if 0 < done < len(loader):
+            assert loader.batch_sampler is not None
+            loader.batch_sampler.sampler = _SkipFirst(keys, epoch, done * loader.batch_size)
+        return loader
+
+
+class _SkipFirst(Sampler[int]):
+    """``keys`` without the first ``skip`` keys of ``epoch`` (the crops trained on before the
+    checkpoint); other epochs whole. Its length stays the epoch's: Lightning counts the batches
+    done and stops the epoch after the rest."""
+
+    def __init__(self, keys: CropKeys, epoch: int, skip: int) -> None:
+        self.keys, self.epoch, self.skip = keys, epoch, skip
+
+    def set_epoch(self, epoch: int) -> None:
+        self.keys.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        keys = iter(self.keys)
+        return itertools.islice(keys, self.skip, None) if self.keys.epoch == self.epoch else keys
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+class _FiniteWeights(Callback):
+    """Ends the run with a UserError as soon as a weight is NaN or inf (training diverged),
+    after the optimiser step that made it and before any checkpoint holds it (Lightning runs
+    checkpoint callbacks last). The loss alone is not checked: with 16-mixed precision the
+    grad scaler skips steps with inf gradients and training goes on."""
+
+    def __init__(self, out_dir: Path, hint: str) -> None:
+        self.out_dir, self.hint = out_dir, hint
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *_: Any) -> None:
+        bad = _nonfinite_weight(module)
+        if bad is not None:
+            raise UserError(
+                f"training diverged at epoch {trainer.current_epoch}, step "
+                f"{trainer.global_step}: weight {bad} is NaN or inf; no model written, "
+                f"{self.out_dir / 'checkpoints'} keeps the last finite state; {self.hint}"
+            )
+
+
+def _divergence_hint(cfg: TrainerConfig) -> str:
+    full = cfg.precision in ("32-true", "32", "64-true", "64")
+    other = "" if full else f" or --precision 32-true (not {cfg.precision})"
+    return f"lower --lr{other} and rerun with --fresh"
+
+
+def _nonfinite_weight(module: torch.nn.Module) -> str | None:
+    """The name of a floating-point parameter or buffer with a NaN or inf (None: all finite)."""
+    tensors = {k: v for k, v in module.state_dict().items() if v.is_floating_point()}
+    if not tensors:
+        return None
+    finite = torch.stack([v.isfinite().all() for v in tensors.values()])
+    if bool(finite.all()):  # one device sync
+        return None
+    return list(tensors)[int((~finite).nonzero()[0])]
 
 
 def _finish(
@@ -277,8 +400,17 @@ def _finish(
     model_path = None
     if best is not None and trainer.is_global_zero:  # one export, not one per DDP rank
         if best_path is not None and best_path.is_file():
-            state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
+            try:
+                state = load_checkpoint(best_path, "cannot export from it")["state_dict"]
+            except KeyError:
+                raise UserError(f"{best_path}: checkpoint without weights") from None
             module.load_state_dict(state)
+        bad = _nonfinite_weight(module.network)
+        if bad is not None:  # before the log: the outputs appear only complete
+            raise UserError(
+                f"{best_path or 'the trained network'}: weight {bad} is NaN or inf "
+                f"(training diverged); no model written: {_divergence_hint(config.trainer)}"
+            )
         metadata = {
             "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "versions": {"dime_pipeline": __version__, "torch": str(torch.__version__)},

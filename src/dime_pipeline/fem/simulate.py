@@ -15,7 +15,7 @@ import numpy as np
 
 from dime_pipeline import __version__
 from dime_pipeline.errors import UserError
-from dime_pipeline.fem.backend import MPI, dolfinx, read_mesh, versions
+from dime_pipeline.fem.backend import MPI, checked_jit_options, dolfinx, read_mesh, versions
 from dime_pipeline.fem.media import Medium, cell_region_tags, medium_from_regions
 from dime_pipeline.fem.sampling import PointSampler
 from dime_pipeline.fem.solvers import (
@@ -47,7 +47,7 @@ def simulate(
     """
     comm = MPI.COMM_WORLD
     spec = read_spec(phantom_dir)
-    jit_options = {"cache_dir": str(Path(jit_cache).resolve())}
+    jit_options = checked_jit_options(jit_cache)
     timings: dict[str, float] = {}
     total = time.perf_counter()
 

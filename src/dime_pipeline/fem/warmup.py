@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dime_pipeline.fem.backend import MPI, dolfinx, read_mesh
+from dime_pipeline.fem.backend import MPI, checked_jit_options, dolfinx, read_mesh
 from dime_pipeline.fem.meshes import uniform_medium
 from dime_pipeline.fem.solvers import Boundary, SolverOptions, solve_antiplane, solve_elastic
 from dime_pipeline.phantoms.spec import ABSORBING_TAG, DRIVER_TAG, FREE_TAG
@@ -29,7 +29,7 @@ def warm_jit_cache(
     dims: Iterable[int], jit_cache: Path, options: SolverOptions
 ) -> dict[str, float]:
     """Compile the forms of ``simulate`` for each dimension in ``dims``; seconds per variant."""
-    jit_options = {"cache_dir": str(Path(jit_cache).resolve())}
+    jit_options = checked_jit_options(jit_cache)
     seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="dime-warm-up-") as tmp:
         _warm(sorted(set(dims)), Path(tmp), options, jit_options, seconds)
