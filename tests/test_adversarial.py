@@ -18,7 +18,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 import yaml
-from test_bad_inputs import fails, sample_store
+from test_bad_inputs import TINY_ARGS, fails, sample_store
+from test_dime import make_pack
 from test_invert_cli import save_nifti, volume_xyz
 from test_packing import acquired_store
 from test_workflow import TINY
@@ -334,3 +335,45 @@ def test_a_store_output_onto_an_existing_file_keeps_the_file(tmp_path, capsys):
     (tmp_path / "notes.zarr").write_text("the user's own file")
     line = fails(tmp_path, capsys, "acquire", store, "--seed", 1, "--out", tmp_path / "notes.zarr")
     assert "is a file, not an output folder" in line
+
+
+def test_a_phantom_description_with_nan_is_refused(tmp_path, capsys, phantom, jit_cache):
+    damaged = tmp_path / "phantom"
+    shutil.copytree(phantom, damaged)
+    spec = damaged / "phantom.json"
+    text = spec.read_text()
+    frequency = json.loads(text)["frequency_hz"]
+    spec.write_text(text.replace(f'"frequency_hz": {frequency}', '"frequency_hz": NaN'))
+    line = fails(
+        tmp_path,
+        capsys,
+        "simulate",
+        damaged,
+        "--jit-cache",
+        jit_cache,
+        "--out",
+        tmp_path / "s.zarr",
+    )
+    assert "invalid phantom description (NaN is not a number a phantom can hold)" in line
+
+
+def test_a_full_disk_during_training_is_one_line(tmp_path, tool_env):
+    packs = [make_pack(tmp_path / f"{split}.zarr") for split in ("train", "val")]
+    argv = ["train", "--train", str(packs[0]), "--val", str(packs[1]), "--out-dir"]
+    argv += [str(tmp_path / "run"), "--max-epochs", "1", "--accelerator", "cpu", *TINY_ARGS]
+    argv += ["--num-workers", "0", "--crops-per-epoch", "16"]
+    result = subprocess.run(
+        [sys.executable, "-m", "dime_pipeline.cli", "--quiet", *argv],
+        capture_output=True,
+        text=True,
+        env=tool_env,
+        preexec_fn=_limit_file_size,
+        timeout=300,
+    )
+    # (Lightning's own warnings may come first: a 1-batch epoch is shorter than its log interval)
+    lines = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("dime-pipeline train: error: ")
+    assert "cannot write it" in lines[0] and "disk full?" in lines[0]
+    assert not (tmp_path / "run" / "model.pt").exists()
+    assert not list((tmp_path / "run").rglob(".*tmp-*"))

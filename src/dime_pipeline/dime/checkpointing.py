@@ -30,8 +30,9 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 
+from dime_pipeline.dime.inference import save_torch_atomic
 from dime_pipeline.errors import UserError
-from dime_pipeline.textio import atomic_file, write_text_atomic
+from dime_pipeline.textio import write_text_atomic
 
 Row = dict[str, float | int]
 
@@ -81,8 +82,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO takes no storage_options")
-        with atomic_file(path) as tmp:
-            torch.save(checkpoint, tmp)
+        save_torch_atomic(checkpoint, path)
 
 
 class MetricsLog(Logger):

@@ -53,7 +53,7 @@ from dime_pipeline.dime.normalization import (
     normalize_patches,
     physics_scale,
 )
-from dime_pipeline.errors import UserError, config_error
+from dime_pipeline.errors import UserError, config_error, one_line
 from dime_pipeline.textio import atomic_file
 
 MODEL_FORMAT = "dime-pipeline/dime-model"
@@ -121,9 +121,19 @@ def save_model(
         "state_dict": {k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
         "metadata": json.loads(json.dumps(dict(metadata or {}), default=str)),  # plain types
     }
-    with atomic_file(path) as tmp:
-        torch.save(payload, tmp)
+    save_torch_atomic(payload, path)
     return path
+
+
+def save_torch_atomic(payload: Any, path: str | Path) -> None:
+    """``torch.save`` to a hidden sibling, renamed into place when complete. torch reports a
+    failed write (a full disk) as a RuntimeError from its zip writer: that becomes the one
+    line it is, with the sibling removed."""
+    with atomic_file(path) as tmp:
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as error:
+            raise UserError(f"{path}: cannot write it ({one_line(error)}; disk full?)") from None
 
 
 def load_model(

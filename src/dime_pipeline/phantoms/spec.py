@@ -162,11 +162,12 @@ class PhantomSpec:
         raise KeyError(name)
 
     def to_json(self) -> str:
-        return json.dumps({"spec_version": SPEC_VERSION, **asdict(self)}, indent=2, sort_keys=True)
+        document = {"spec_version": SPEC_VERSION, **asdict(self)}
+        return json.dumps(document, indent=2, sort_keys=True, allow_nan=False)
 
     @classmethod
     def from_json(cls, text: str) -> PhantomSpec:
-        raw = json.loads(text)
+        raw = json.loads(text, parse_constant=_no_constant)
         if raw.pop("spec_version", None) != SPEC_VERSION:
             raise ValueError(f"unsupported spec_version (this version reads {SPEC_VERSION})")
         raw["regions"] = tuple(Region(**region) for region in raw["regions"])
@@ -175,7 +176,16 @@ class PhantomSpec:
         if raw.get("modulus_field") is not None:
             names = ("origin_m", "spacing_m", "region_tags", "shape")
             raw["modulus_field"] = ModulusField(**_tuples(raw["modulus_field"], *names))
-        return cls(**raw)
+        spec = cls(**raw)
+        for name in ("frequency_hz", "mesh_size_m"):
+            if not getattr(spec, name) > 0:
+                raise ValueError(f"{name} must be > 0 (got {getattr(spec, name)})")
+        return spec
+
+
+def _no_constant(name: str) -> None:
+    """JSON's NaN and Infinity: no number of a phantom may be one (nor is any written so)."""
+    raise ValueError(f"{name} is not a number a phantom can hold")
 
 
 def _tuples(raw: dict[str, Any], *names: str) -> dict[str, Any]:
