@@ -292,20 +292,16 @@ def test_a_jit_cache_anyone_can_write_is_refused(tmp_path, capsys, phantom):
     assert "is writable by every user" in line
 
 
+def simulate_fails(tmp_path: Path, capsys, phantom_dir: Path, jit_cache: Path) -> str:
+    argv = ["simulate", phantom_dir, "--jit-cache", jit_cache, "--out", tmp_path / "s.zarr"]
+    return fails(tmp_path, capsys, *argv)
+
+
 def test_a_garbage_mesh_is_one_line(tmp_path, capsys, phantom, jit_cache):
     damaged = tmp_path / "phantom"
     shutil.copytree(phantom, damaged)
     (damaged / "mesh.msh").write_bytes(np.random.default_rng(1).bytes(3000))
-    line = fails(
-        tmp_path,
-        capsys,
-        "simulate",
-        damaged,
-        "--jit-cache",
-        jit_cache,
-        "--out",
-        tmp_path / "s.zarr",
-    )
+    line = simulate_fails(tmp_path, capsys, damaged, jit_cache)
     assert "not a readable gmsh mesh" in line
 
 
@@ -344,16 +340,7 @@ def test_a_phantom_description_with_nan_is_refused(tmp_path, capsys, phantom, ji
     text = spec.read_text()
     frequency = json.loads(text)["frequency_hz"]
     spec.write_text(text.replace(f'"frequency_hz": {frequency}', '"frequency_hz": NaN'))
-    line = fails(
-        tmp_path,
-        capsys,
-        "simulate",
-        damaged,
-        "--jit-cache",
-        jit_cache,
-        "--out",
-        tmp_path / "s.zarr",
-    )
+    line = simulate_fails(tmp_path, capsys, damaged, jit_cache)
     assert "invalid phantom description (NaN is not a number a phantom can hold)" in line
 
 

@@ -52,7 +52,11 @@ def test_two_process_ddp_training(tmp_path: Path, tool_env: dict[str, str]) -> N
         command, capture_output=True, text=True, env=tool_env, timeout=300, check=False
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert len(result.stdout.strip().splitlines()) == 1  # rank 0 reports, rank 1 stays quiet
+    # rank 0 reports (progress lines, then one summary), rank 1 stays quiet
+    summaries = [line for line in result.stdout.splitlines() if line.startswith("trained ")]
+    assert len(summaries) == 1, result.stdout
+    epochs = [line for line in result.stdout.splitlines() if " epoch " in line]
+    assert len(epochs) == len(set(epochs)), result.stdout  # no line twice: one rank prints
     with open(out / "logs" / "metrics.csv") as handle:
         rows = list(csv.DictReader(handle))
     # 32 crops per epoch in batches of 4, split over 2 ranks: 4 optimiser steps per epoch.

@@ -160,14 +160,7 @@ def test_killed_simulate_job_reruns_to_an_identical_store(
 ) -> None:
     config = {**TINY, "solver": {"ranks": 1, "jit_cache": str(jit_cache)}}
     killed, clean = _study(tmp_path / "killed", config), _study(tmp_path / "clean", config)
-    command = ["snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(killed)]
-    run = subprocess.Popen(
-        [*command, "--cores", "1", STORE],
-        env=tool_env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    run = start_snakemake(repo, killed, tool_env, "--cores", "1", STORE)
     try:
         _wait_for(lambda: _simulate_rank(run.pid) is not None, run, "the simulate job to start")
     finally:
@@ -207,14 +200,7 @@ def test_a_rerun_after_a_kill_during_the_warm_up_finishes_the_study(
     study = _study(tmp_path / "study", {**TINY, "samples": {"homogeneous": 2}, "solver": cold})
     phantoms = snakemake(repo, study, tool_env, "--cores", "2", *_phantom_targets(2))
     assert phantoms.returncode == 0, phantoms.stderr[-3000:]
-    command = ["snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(study)]
-    run = subprocess.Popen(
-        [*command, "--cores", "2", SUMMARY],
-        env=tool_env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    run = start_snakemake(repo, study, tool_env, "--cores", "2", SUMMARY)
     warm_up = study / "results/logs/warm_jit_cache.log"
     try:
         _wait_for(warm_up.is_file, run, "the warm-up to start")
@@ -238,6 +224,19 @@ def test_a_rerun_after_a_kill_during_the_warm_up_finishes_the_study(
 
 def _phantom_targets(count: int) -> list[str]:
     return [f"meshes/homogeneous/{index:04d}" for index in range(count)]
+
+
+def start_snakemake(repo: Path, study: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
+    """`snakemake ARGS` on ``study`` in the background, in a session of its own (to be killed
+    whole or alone)."""
+    command = ["snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(study)]
+    return subprocess.Popen(
+        [*command, *args],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _study(path: Path, config: dict) -> Path:

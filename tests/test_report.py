@@ -8,6 +8,8 @@ import base64
 import io
 import json
 import re
+import shutil
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -356,3 +358,239 @@ def test_errors_are_one_line(
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"dime-pipeline {argv[0]}: error:") and "\n" not in err, err
     assert not (tmp_path / "m").exists() and not (tmp_path / "r.html").exists()
+
+
+# --- a report that tells the truth ------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _section(text: str, sid: str) -> str:
+    match = re.search(rf'<section id="{re.escape(sid)}">(.*?)</section>', text, re.DOTALL)
+    assert match, sid
+    return match.group(1)
+
+
+def _build(run: dict[str, Path], out: Path, metrics: Path | None = None, **kwargs) -> str:
+    from dime_pipeline.evaluation.report import build_report
+
+    build_report(metrics or run["metrics"], kwargs.pop("figures", run["figures"]), out, **kwargs)
+    return out.read_text()
+
+
+def _inputs(run: dict[str, Path]):
+    from dime_pipeline.evaluation.figure_set import read_manifest
+    from dime_pipeline.evaluation.report import ReportInputs, load_metrics
+
+    return ReportInputs(
+        metrics=load_metrics(run["metrics"]),
+        figures=read_manifest(run["figures"]),
+        figures_dir=run["figures"],
+    )
+
+
+def test_staging_only_for_the_liver_family(run: dict[str, Path], tmp_path: Path) -> None:
+    text = run["html"].read_text()
+    assert "Fibrosis staging" not in text and "stage agreement %" not in text
+    assert "Fibrosis classes" not in text and 'class="confusion"' not in text
+    # The same study with its inclusion family called liver: staging there, and only there.
+    metrics, figures_dir = tmp_path / "metrics", tmp_path / "figures"
+    shutil.copytree(run["figures"], figures_dir)
+    metrics.mkdir()
+    for path in run["metrics"].glob("*.json"):
+        (metrics / path.name).write_text(path.read_text().replace('"inclusion"', '"liver"'))
+    manifest = figures_dir / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"inclusion"', '"liver"'))
+    text = _build(run, tmp_path / "index.html", metrics, figures=figures_dir)
+    liver, homogeneous = _section(text, "family-liver"), _section(text, "family-homogeneous")
+    assert "Fibrosis staging" in liver and liver.count('class="confusion"') == 3
+    assert "Fibrosis staging" not in homogeneous and "stage agreement %" not in homogeneous
+    assert "stage agreement %" in liver and "Fibrosis classes (liver family)" in text
+    summary = _section(text, "summary")
+    assert summary.count("stage agreement %") == 1  # the liver table's column only
+    assert summary.index("<h3>liver</h3>") < summary.index("stage agreement %")
+
+
+def test_banner_when_the_test_split_is_small(run: dict[str, Path]) -> None:
+    from dime_pipeline.evaluation.report import MIN_TEST_PHANTOMS, build_context, small_test_splits
+
+    assert MIN_TEST_PHANTOMS == 5
+    text = run["html"].read_text()
+    banner = re.search(r'<div class="banner"[^>]*>(.*?)</div>', text, re.DOTALL)
+    assert banner and text.index(banner.group(0)) < text.index('<section id="summary">')
+    words = re.sub(r"<[^>]+>", "", banner.group(1))
+    assert "Fewer than 5 phantoms per family in the test split" in words
+    assert "homogeneous: 2 phantoms (4 samples at 2 noise levels)" in words
+    assert "inclusion: 2 phantoms (4 samples at 2 noise levels)" in words
+    # The default demo's split: one phantom at two noise levels.
+    one = [{"family": "liver", "seed": 7, "snr_label": label} for label in ("10", "inf")]
+    assert small_test_splits(one) == [{"family": "liver", "phantoms": 1, "rows": 2, "levels": 2}]
+    five = [{"family": "liver", "seed": seed, "snr_label": "inf"} for seed in range(5)]
+    assert small_test_splits(five) == []
+    inputs = _inputs(run)
+    samples = inputs.metrics["samples"]["samples"]
+    inputs.metrics["samples"]["samples"] = [
+        {**sample, "seed": sample["seed"] + 1000 * k} for k in range(3) for sample in samples
+    ]
+    assert build_context(inputs)["banners"] == []  # 2 seeds per family, thrice: 6 phantoms
+
+
+def test_training_section_names_its_model_and_log(run: dict[str, Path], tmp_path: Path) -> None:
+    from dime_pipeline.evaluation.report import PRETRAINED_DIR, training_model
+
+    training = _section(run["html"].read_text(), "training")
+    assert "a model trained in this study" in training
+    assert f"<code>{run['log']}</code>" in training and "shipped" not in training
+    shipped_log = PRETRAINED_DIR / "dime-default.metrics.csv"
+    assert shipped_log.is_file()
+    text = _build(run, tmp_path / "index.html", training_log=shipped_log)
+    training = _section(text, "training")
+    assert "the shipped pretrained model" in training and "trained in this study" not in training
+    assert f"<code>{shipped_log}</code>" in training
+    assert f"<th>training log</th><td>{shipped_log}</td>" in _section(text, "provenance")
+    # The DIME estimates name their model: a mismatch with the curves is said.
+    provenance = {"estimates": {"dime": {"parameters": {"model": "results/dime/model.pt"}}}}
+    assert training_model(shipped_log, provenance)["mismatch"]
+    assert training_model(run["log"], provenance)["mismatch"] is None
+    shipped = {"estimates": {"dime": {"parameters": {"model": str(PRETRAINED_DIR / "x.pt")}}}}
+    assert training_model(shipped_log, shipped) == {
+        "kind": "shipped",
+        "model": str(PRETRAINED_DIR / "x.pt"),
+        "mismatch": None,
+    }
+
+
+def test_bland_altman_with_too_few_points_says_so(run: dict[str, Path]) -> None:
+    from dime_pipeline.evaluation import figures
+
+    def panel(n: int) -> figures.PairedPanel:
+        truth = np.linspace(3.934, 3.940, n)
+        return figures.PairedPanel(
+            method="dime",
+            truth=truth,
+            estimate=truth,
+            groups=np.array(["a"] * n, object),
+            roi_truth=truth,
+            roi_estimate=truth + 0.001,
+            roi_groups=np.array(["a"] * n, object),
+            limits={"mean_difference": 0.001, "lower": 0.0009, "upper": 0.0011},
+        )
+
+    assert figures.BLAND_ALTMAN_MIN_POINTS == 5
+    few, enough = figures.bland_altman_figure([panel(4), panel(5)], ["a"], "t").axes
+    assert not few.collections and not few.lines  # no points, no limit lines
+    assert any("too few" in t.get_text() for t in few.texts)
+    assert enough.collections and not any("too few" in t.get_text() for t in enough.texts)
+    # The report: a note under the homogeneous figure (4 ROI pairs), none under the inclusion one.
+    text = run["html"].read_text()
+    homogeneous = _section(text, "family-homogeneous")
+    assert "Too few ROI pairs for a Bland–Altman plot (DIME 4 pairs" in homogeneous
+    assert "Too few ROI pairs" not in _section(text, "family-inclusion")
+    summary = _section(text, "summary")
+    first = summary.index("<h3>inclusion</h3>")
+    assert "– (4 pairs)" in summary[:first] and "– (4 pairs)" not in summary[first:]
+
+
+def test_provenance_lists_each_noise_level_once(run: dict[str, Path]) -> None:
+    from dime_pipeline.evaluation.report import build_context
+
+    inputs = _inputs(run)
+    inputs.metrics["provenance"]["snr_levels"] = ["10", "10", "inf", "10", "inf"]
+    provenance = next(s for s in build_context(inputs)["sections"] if s["id"] == "provenance")
+    rows = {row["head"]: row["cells"][0]["text"] for row in provenance["blocks"][0]["rows"]}
+    assert rows["noise levels"] == "SNR 10, noise-free"
+    assert "<th>noise levels</th><td>SNR 10, noise-free</td>" in run["html"].read_text()
+
+
+class _TableParents(HTMLParser):
+    """The element enclosing each <table> (tag and class)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[tuple[str, str]] = []
+        self.parents: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self.parents.append(self.stack[-1] if self.stack else ("", ""))
+        if tag not in ("meta", "img", "br", "link"):
+            self.stack.append((tag, dict(attrs).get("class") or ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.stack and self.stack.pop()[0] != tag:
+            pass
+
+
+def test_every_table_scrolls_in_a_narrow_window(run: dict[str, Path]) -> None:
+    text = run["html"].read_text()
+    parser = _TableParents()
+    parser.feed(text)
+    assert len(parser.parents) == text.count("<table") > 10
+    assert set(parser.parents) == {("div", "scroll")}
+    style = re.search(r"<style>(.*?)</style>", text, re.DOTALL).group(1)
+    assert re.search(r"div\.scroll\s*\{[^}]*overflow-x:\s*auto", style)
+
+
+def test_config_text_is_escaped_and_templates_can_be_restyled(
+    run: dict[str, Path], tmp_path: Path
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text('note: "<script>alert(1)</script> & <b>"\n')
+    styles = tmp_path / "templates"
+    styles.mkdir()
+    (styles / "report.css").write_text("body { background: #fdf6e3; }\n")
+    text = _build(run, tmp_path / "index.html", config=config, template_dir=styles)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;" in text
+    assert "<script" not in text
+    assert "body { background: #fdf6e3; }" in text and "div.scroll" not in text
+    assert '<section id="provenance">' in text  # the rest still comes from the shipped templates
+
+
+def test_templates_ship_with_the_package() -> None:
+    import tomllib
+
+    from dime_pipeline.evaluation import report
+
+    package = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "evaluation/templates/*" in package["package-data"]["dime_pipeline"]
+    folder = Path(report.__file__).parent / "templates"
+    assert {p.name for p in folder.iterdir()} >= {"report.html.j2", "_blocks.html.j2", "report.css"}
+
+
+def test_snakemake_report_captions_cite_what_exists(run: dict[str, Path]) -> None:
+    from dime_pipeline.evaluation.figure_set import FIGURE_KINDS
+
+    captions = REPO / "workflow" / "report"
+    rules = {p.name: p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk")}
+    named = set()
+    for text in rules.values():
+        for name in re.findall(r'caption=f?"\.\./report/([^"]+)"', text):
+            named |= (
+                {name.replace("{kind}", k) for k in FIGURE_KINDS} if "{kind}" in name else {name}
+            )
+    named |= set(
+        re.findall(r'report:\s*"workflow/report/([^"]+)"', (REPO / "Snakefile").read_text())
+    )
+    assert {"training.rst", "results.rst", "workflow.rst", "bland_altman.rst"} <= named
+    for name in named:
+        assert (captions / name).is_file(), name
+    # The training curves are a report(...) output of the rule that draws them.
+    evaluate = rules["evaluate.smk"]
+    assert 'caption="../report/training.rst"' in evaluate and "--training-figure" in evaluate
+    # Every document and section a caption cites exists: "docs/X.md, "Heading"" names a heading
+    # of that document; any other quoted name is a section of the HTML report.
+    titles = set(re.findall(r"<h2>([^<]+)</h2>", run["html"].read_text()))
+    cited = 0
+    for path in sorted(captions.glob("*.rst")):
+        text = " ".join(path.read_text().split())
+        for document, heading in re.findall(r'(docs/[\w./-]+\.md)(?:, "([^"]+)")?', text):
+            assert (REPO / document).is_file(), (path.name, document)
+            if heading:
+                headings = re.findall(r"^#+\s+(.+?)\s*$", (REPO / document).read_text(), re.M)
+                assert heading in headings, (path.name, document, heading)
+                cited += 1
+        rest = re.sub(r'docs/[\w./-]+\.md, "[^"]+"', "", text)
+        for section in re.findall(r'"([^"]+)"', rest):
+            assert section in titles, (path.name, section)
+            cited += 1
+    assert cited >= 10

@@ -1,6 +1,6 @@
 """`profiles/slurm` as shipped, on a fake SLURM (tests/fake_slurm): the real workflow is
-submitted with sbatch, polled with sacct, and its solves run as 2-rank MPI steps
-(`srun --mpi=pmi2 -n 2`)."""
+submitted with sbatch, polled with sacct, and its samples are made by a shard job whose solves
+run as 2-rank MPI steps (`srun --mpi=pmi2 -n 2`)."""
 
 from __future__ import annotations
 
@@ -73,42 +73,28 @@ def test_slurm_profile_runs_the_study(
     # Every SLURM job succeeded at once: the profile's retries hid nothing.
     assert [job["exit_code"] for job in jobs] == [0] * len(jobs)
 
-    # Group jobs: one SLURM job for all phantoms, one for all acquisitions, each asking for one
-    # job's CPU and memory and the runtimes in series (phantom 1000 MB / 3 min, acquire
-    # 2000 MB / 1 min), as the jobstep plugin runs a group's jobs one after the other.
-    for rule, group, mem_mb, minutes in [
-        ("phantom", "phantoms", 1000, 3),
-        ("acquire", "acquisitions", 2000, 1),
-    ]:
-        (group_job,) = only(jobs, rule)
-        assert target_rules(group_job) == [rule] * SAMPLES
-        assert f"/group_{group}_{rule}/" in group_job["options"]["--output"]
-        options = group_job["options"]
-        assert (options["--ntasks"], options["--cpus-per-task"]) == ("1", "1")
-        assert (options["--mem"], options["--time"]) == (str(mem_mb), str(minutes * SAMPLES))
-
-    # The MPI solves: RANKS tasks of one CPU and 4 GB each; the job's one step is the rule's
-    # `srun --mpi=pmi2 -n RANKS dime-pipeline simulate` (the fake runs it with mpiexec).
+    # Shards: one SLURM job makes every sample (phantom, MPI solve, acquisitions) with RANKS
+    # tasks of one CPU and 4 GB each (the profile's `set-resources: shard:`); its one step is
+    # the rule's `srun --mpi=pmi2 -n RANKS dime-pipeline shard` (the fake runs it with mpiexec).
     steps: dict[str, list[list[str]]] = {}
     for call in calls:
         if call["command"] == "srun":
             steps.setdefault(call["job"], []).append(call["argv"])
-    simulates = only(jobs, "simulate")
-    assert len(simulates) == SAMPLES
-    for job in simulates:
-        options = job["options"]
-        assert (options["--ntasks"], options["--cpus-per-task"]) == (str(RANKS), "1")
-        assert options["--mem-per-cpu"] == "4000" and "--mem" not in options
-        # MPI through SLURM's PMI-2, not one 1-rank world per task
-        expected = ["--mpi=pmi2", "-n", str(RANKS), "dime-pipeline"]
-        assert [argv[:4] for argv in steps[job["id"]]] == [expected]
+    (shard,) = [job for job in jobs if target_rules(job)[0].startswith("shard_")]
+    assert target_rules(shard) == ["shard_homogeneous_0000"]
+    options = shard["options"]
+    assert (options["--ntasks"], options["--cpus-per-task"]) == (str(RANKS), "1")
+    assert options["--mem-per-cpu"] == "4000" and "--mem" not in options
+    # MPI through SLURM's PMI-2, not one 1-rank world per task
+    expected = ["--mpi=pmi2", "-n", str(RANKS), "dime-pipeline", "shard"]
+    assert [argv[:5] for argv in steps[shard["id"]]] == [expected]
+    assert not only(jobs, "phantom") and not only(jobs, "simulate") and not only(jobs, "acquire")
     for index in range(SAMPLES):
         sample = read_sample(study / f"results/samples/homogeneous/{index:04d}.zarr")
         assert sample.attrs["solver"]["ranks"] == RANKS  # the communicator the solve ran on
 
-    # The JIT cache was warmed by its own job before any solve was submitted.
-    (warm_up,) = only(jobs, "warm_jit_cache")
-    assert warm_up["end"] < min(job["submitted"] for job in simulates)
+    # No warm-up job: a shard's first solve compiles under a lock on the JIT cache.
+    assert not only(jobs, "warm_jit_cache")
 
     # Training and DIME inversion ask for a GPU (the tiny config then trains on the CPU).
     for rule, cpus in [("train", "8"), ("invert_dime", "4")]:

@@ -38,6 +38,9 @@ TINY = {
         "depth": 2,
         "accelerator": "cpu",
     },
+    # The one-sample rules (phantom, simulate, acquire): the rerun checks below count them.
+    # Shards, the default, are tested in tests/test_shards.py and tests/test_slurm_profile.py.
+    "workflow": {"shard_size": 1},
 }
 
 

@@ -44,13 +44,14 @@ from scipy import ndimage
 
 from dime_pipeline.config import MAX_OFFSETS, MAX_SNR
 from dime_pipeline.errors import UserError
+from dime_pipeline.inversion import harmonic
+from dime_pipeline.inversion.harmonic import MIN_OFFSETS
 from dime_pipeline.seeding import generator
 from dime_pipeline.store import Sample
 
 log = logging.getLogger(__name__)
 
 ACQUISITION_VERSION = 1
-MIN_OFFSETS = 3  # with 2 offsets bin 1 is the Nyquist bin and U is not recoverable
 SNR_DEFINITIONS = ("amplitude", "strain")
 AXIS_NAMES = ("z", "y", "x")
 _TOLERANCE = 1e-9  # relative slack for tissue fractions and slab edges (float round-off)
@@ -368,15 +369,13 @@ def _grid_facts(
 
 def phase_images(field: np.ndarray, encoding: float, offsets: int) -> np.ndarray:
     """φ(t_k) = Re{s U e^{2πik/N}}, stacked on a new leading axis k (radians)."""
-    phases = np.exp(2j * np.pi * np.arange(offsets) / offsets)
-    return np.real(encoding * field[None] * phases.reshape((-1,) + (1,) * field.ndim))
+    return harmonic.wave_images(field, offsets, axis=0, encoding=encoding)
 
 
 def first_harmonic(images: np.ndarray, encoding: float) -> np.ndarray:
-    """U = 2/(N s) Σ_k φ_k e^{-2πik/N}: DFT bin 1 over the leading axis, back in metres."""
-    offsets = len(images)
-    kernel = np.exp(-2j * np.pi * np.arange(offsets) / offsets)
-    return np.tensordot(kernel, images, axes=(0, 0)) * (2.0 / (offsets * encoding))
+    """U = 2/(N s) Σ_k φ_k e^{-2πik/N}: DFT bin 1 over the leading axis, back in metres
+    (:func:`dime_pipeline.inversion.harmonic.first_harmonic`)."""
+    return harmonic.first_harmonic(images, axis=0, encoding=encoding)
 
 
 def wrap_phase(images: np.ndarray, limit: float) -> np.ndarray:

@@ -23,12 +23,29 @@ from dime_pipeline.errors import UserError, one_line
 ABORT_GRACE_S = 1.0  # seconds between printing an error and MPI_Abort
 RANK_ZERO_FIRST_S = 3 * ABORT_GRACE_S  # other ranks' wait before printing a UserError
 
+# The optional dependencies a command may miss (top-level module -> the extra that installs it;
+# pyproject.toml). The base install runs `invert`; the rest need an extra.
+EXTRAS = {
+    "dolfinx": "fem",
+    "dolfinx_solver": "fem",
+    "basix": "fem",
+    "ufl": "fem",
+    "ffcx": "fem",
+    "mpi4py": "fem",
+    "petsc4py": "fem",
+    "gmsh": "fem",
+    "lightning": "train",
+    "torchmetrics": "train",
+    "snakemake": "workflow",
+}
+
 # Order is the order of the pipeline; a command is listed here only once it works.
 COMMANDS = (
     "config",
     "phantom",
     "warm-up",
     "simulate",
+    "shard",
     "summarize",
     "acquire",
     "pack",
@@ -78,6 +95,14 @@ def main(argv: list[str] | None = None) -> int:
             # The machine said no (disk full, no permission, a path that cannot be, memory):
             # the user's to fix, and the writers have already removed what they started.
             raise UserError(_environment_problem(error)) from None
+        except ModuleNotFoundError as error:
+            extra = EXTRAS.get((error.name or "").partition(".")[0])
+            if extra is None:
+                raise
+            raise UserError(
+                f"no module named {error.name!r}: this command needs the [{extra}] extra "
+                f"(pip install 'dime-pipeline[{extra}]')"
+            ) from None
     except UserError as error:
         _let_rank_zero_report_first()
         print(f"dime-pipeline {args.command}: error: {error}", file=sys.stderr)

@@ -462,6 +462,22 @@ class DimeConfig(_Strict):
         return [word for k, v in values.items() for word in (f"--{k.replace('_', '-')}", str(v))]
 
 
+# Samples per shard job (benchmarks/bench_workflow.py: see docs/performance.md).
+DEFAULT_SHARD_SIZE = 8
+
+
+class WorkflowConfig(_Strict):
+    """How the workflow schedules the work: no result depends on it (the config hash leaves it
+    out, so stores are byte-identical whatever it says)."""
+
+    shard_size: int = Field(
+        DEFAULT_SHARD_SIZE,
+        ge=1,
+        description="samples per job from phantom to acquired stores (1: a job per stage and "
+        "sample)",
+    )
+
+
 class PipelineConfig(_Strict):
     """A whole study. Every key has a default; the YAML overrides what it names."""
 
@@ -482,6 +498,7 @@ class PipelineConfig(_Strict):
     acquisition: AcquisitionConfig = AcquisitionConfig()
     datasets: DatasetsConfig = DatasetsConfig()
     dime: DimeConfig = DimeConfig()
+    workflow: WorkflowConfig = WorkflowConfig()
 
     @model_validator(mode="after")
     def _positive_frequency(self) -> Self:
@@ -492,7 +509,7 @@ class PipelineConfig(_Strict):
     def digest(self, keys: Sequence[str] | None = None) -> str:
         """A short hash of the canonical JSON of this config (the store's ``config_hash``), or
         of the top-level ``keys`` only."""
-        values = self.model_dump(mode="json")
+        values = self.model_dump(mode="json", exclude={"workflow"})
         if keys is not None:
             values = {key: values[key] for key in keys}
         canonical = json.dumps(values, sort_keys=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import platform
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zarr
 
-from dime_pipeline import __version__
 from dime_pipeline.datasets import write_pack_rows
 from dime_pipeline.errors import UserError
+from dime_pipeline.progressbar import each
+from dime_pipeline.provenance import package_versions
 from dime_pipeline.seeding import generator, sample_seed
 from dime_pipeline.store import read_sample
 
@@ -32,6 +31,7 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
+PACK_PACKAGES = ("numpy", "zarr", "dime_pipeline")  # versions recorded in a pack
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def pack_stores(
     provenance = {
         "families": families,
         "config_hash": config_hash,
-        "versions": package_versions(),
+        "versions": package_versions(*PACK_PACKAGES),
         "split_seed": seed,
         "fractions": list(fractions),
     }
@@ -156,7 +156,7 @@ def _inspect_all(stores: Sequence[Path]) -> list[StoreInfo]:
         if Path(path).resolve() in seen:
             raise UserError(f"{path}: given twice")
         seen.add(Path(path).resolve())
-    infos = [inspect_store(Path(path)) for path in stores]
+    infos = [inspect_store(Path(path)) for path in each(stores, "stores checked")]
     first = infos[0]
     for info in infos[1:]:
         if info.shape != first.shape:
@@ -194,12 +194,3 @@ def _rows(members: Sequence[StoreInfo], families: list[str]) -> Iterator[dict[st
             "family": families.index(info.family),
             "seed": info.seed,
         }
-
-
-def package_versions() -> dict[str, str]:
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "zarr": zarr.__version__,
-        "dime_pipeline": __version__,
-    }

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from dime_pipeline.progressbar import each
 from dime_pipeline.store import read_sample
 from dime_pipeline.textio import write_text_atomic
 
@@ -39,6 +40,6 @@ def summarize_sample(path: Path) -> dict[str, Any]:
 
 def write_summary(stores: Sequence[Path], out: Path) -> list[dict[str, Any]]:
     """Summarise ``stores`` into a JSON list at ``out`` and return it."""
-    rows = [summarize_sample(Path(store)) for store in stores]
+    rows = [summarize_sample(Path(store)) for store in each(stores, "stores summarised")]
     write_text_atomic(out, json.dumps(rows, indent=2) + "\n")
     return rows

@@ -378,7 +378,7 @@ def _read_nifti(path: Path, layout: str) -> _Raw:
     data = _nifti_data(image, path)
     channels = _channels_first(path, data, layout)  # (C, X, Y[, Z], channel)
     if layout == "offsets":
-        field = first_harmonic(channels, axis=-1)
+        field = first_harmonic(channels, axis=-1, remove_background=True)
     else:
         field = channels[..., 0] + 1j * channels[..., 1]
     order = (0, *range(field.ndim - 1, 0, -1))  # (C, X, Y[, Z]) → (C, [Z,] Y, X)

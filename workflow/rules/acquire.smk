@@ -1,28 +1,28 @@
 # MRE acquisition (one store per sample and noise level) and the packed train/val/test datasets.
 
 
-rule acquire:
-    input:
-        store="results/samples/{family}/{index}.zarr",
-    output:
-        store=directory("results/acquired/{family}/{index}/snr-{snr}.zarr"),
-    params:
-        seed=acquire_seed,
-        noise=noise_option,
-        options=acquire_options(),
-    conda:
-        "../../environment.yml"
-    log:
-        "results/logs/acquire/{family}/{index}/snr-{snr}.log",
-    benchmark:
-        "results/benchmarks/acquire/{family}/{index}/snr-{snr}.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=5,
-    shell:
-        "dime-pipeline acquire {input.store:q} --out {output.store:q} --seed {params.seed:q} "
-        "{params.noise:q} {params.options:q} > {log:q} 2>&1"
+if SHARD_SIZE == 1:  # one job per stage and sample; else workflow/rules/shards.smk
+
+    rule acquire:
+        input:
+            store="results/samples/{family}/{index}.zarr",
+        output:
+            store=directory("results/acquired/{family}/{index}/snr-{snr}.zarr"),
+        params:
+            seed=acquire_seed_of,
+            noise=noise_option,
+            options=acquire_options(),
+        log:
+            "results/logs/acquire/{family}/{index}/snr-{snr}.log",
+        benchmark:
+            "results/benchmarks/acquire/{family}/{index}/snr-{snr}.tsv"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=5,
+        shell:
+            "dime-pipeline acquire {input.store:q} --out {output.store:q} --seed {params.seed:q} "
+            "{params.noise:q} {params.options:q} > {log:q} 2>&1"
 
 
 rule pack:
@@ -38,8 +38,6 @@ rule pack:
         fractions=pack_fractions(),
         seed=SETTINGS.datasets.split_seed,
         config_hash=SETTINGS.digest(),
-    conda:
-        "../../environment.yml"
     log:
         "results/logs/pack.log",
     benchmark:

@@ -8,7 +8,16 @@ import dime_pipeline
 from dime_pipeline.config import FAMILIES, PHANTOM_KEYS, dump_config, validate_config
 from dime_pipeline.errors import UserError
 from dime_pipeline.seeding import sample_seed
+from dime_pipeline.shards import PREVIEW_INDEX, SamplePaths, acquire_seed, snr_label
 from dime_pipeline.textio import write_text_atomic
+
+# Jobs find `dime-pipeline` (and mpiexec) on the PATH. Put the bin folder of the Python running
+# Snakemake first, so that `.venv/bin/snakemake` works without an activated venv; jobs inherit
+# the environment (SLURM jobs too, which the executor submits with `sbatch --export=ALL`).
+_PYTHON_BIN = str(Path(sys.executable).parent)
+_PATH = os.environ.get("PATH", "")
+if Path(_PYTHON_BIN, "dime-pipeline").exists() and not _PATH.startswith(_PYTHON_BIN + os.pathsep):
+    os.environ.update(PATH=f"{_PYTHON_BIN}{os.pathsep}{_PATH}")
 
 try:
     SETTINGS = validate_config(config)
@@ -23,6 +32,7 @@ wildcard_constraints:
 
 
 RESOLVED_CONFIG = "results/config.yaml"
+SHARD_SIZE = SETTINGS.workflow.shard_size
 
 
 def pin_mtime(path):
@@ -39,10 +49,7 @@ def pin_mtime(path):
 
 def write_resolved_config(path):
     """Write the validated config to `path` unless it holds exactly that already."""
-    text = dump_config(SETTINGS)
-    if not (Path(path).is_file() and Path(path).read_text() == text):
-        write_text_atomic(path, text)
-    pin_mtime(path)
+    write_pinned(path, dump_config(SETTINGS))
 
 
 def sample_ids():
@@ -64,9 +71,41 @@ def store_list(kind):
     return f"results/lists/{kind}.txt"
 
 
-def write_store_list(stores, listing, log):
-    Path(listing).write_text("".join(f"{store}\n" for store in stores))
-    Path(log).write_text(f"listed {len(stores)} stores in {listing}\n")
+def write_pinned(path, text):
+    """Write `text` to `path` unless it holds exactly that already; date it to the epoch."""
+    if not (Path(path).is_file() and Path(path).read_text() == text):
+        write_text_atomic(path, text)
+    pin_mtime(path)
+
+
+def write_store_lists():
+    """The store lists follow from the config alone: they are written when the Snakefile is
+    read, not by a job (a job of Python's `run:` costs Snakemake a fresh process reading the
+    whole workflow, about 3 s: measured). Dated to the epoch: what reruns `summarize` and
+    `pack` is their set of input stores, which the lists only repeat."""
+    write_pinned(store_list("samples"), "".join(f"{store}\n" for store in all_stores()))
+    write_pinned(store_list("acquired"), "".join(f"{store}\n" for store in all_acquired()))
+
+
+def shard_plan():
+    """(family, shard number, sample indices) of every shard: `shard_size` consecutive
+    samples of one family, the last one shorter."""
+    return [
+        (family, start // SHARD_SIZE, list(range(start, min(start + SHARD_SIZE, count))))
+        for family, count in SETTINGS.samples.items()
+        for start in range(0, count, SHARD_SIZE)
+    ]
+
+
+def shard_resources(samples):
+    """A shard job's resources: MPI ranks as `simulate` has them, memory of one solve, the
+    runtime of its samples; the profile's `set-resources: shard:` entries win (a shard rule
+    has a name of its own, so the profile cannot name it)."""
+    entries = workflow.resource_settings.overwrite_resources.get("shard") or {}
+    given = {name: getattr(value, "raw", value) for name, value in entries.items()}
+    minutes = max(10, 2 * samples)
+    return {"mpi": "mpiexec", "tasks": SETTINGS.solver.ranks, "mem_mb": 4000,
+            "runtime": minutes, **given}
 
 
 def all_stores():
@@ -77,16 +116,9 @@ WARM_UP_RECORD = "results/jit/warm-up.json"
 
 
 def restore_lost_pinned_inputs():
-    """Put back the files with pinned times (pin_mtime) when they are lost in a study that
-    already has phantoms or solves: remaking them by their rules would rerun every job reading
-    them (one new sample reran every phantom and solve). The config is the current one
-    (phantoms rerun through their own params if their keys differ); the restored warm-up
-    record says nothing was warmed, and the solves compile what they need."""
-    if not Path(RESOLVED_CONFIG).exists() and any(
-        Path(f"meshes/{family}/{index}").exists() for family, index in sample_ids()
-    ):
-        write_resolved_config(RESOLVED_CONFIG)
-        print(f"dime-pipeline: restored the lost {RESOLVED_CONFIG}", file=sys.stderr)
+    """Put back a lost warm-up record, dated to the epoch, in a study that already has solves:
+    remade by its rule it would rerun every solve. The restored record says nothing was
+    warmed; the solves compile what they need."""
     if not Path(WARM_UP_RECORD).exists() and any(Path(s).exists() for s in all_stores()):
         restored = {"restored": "the record was lost; nothing was warmed", "seconds": {}}
         write_text_atomic(WARM_UP_RECORD, json.dumps(restored, indent=2) + "\n")
@@ -96,7 +128,7 @@ def restore_lost_pinned_inputs():
 
 def snr_labels():
     """Wildcard values of the noise levels: 'inf' for noise-free, else the SNR."""
-    return ["inf" if level is None else f"{level:g}" for level in SETTINGS.acquisition.snr]
+    return [snr_label(level) for level in SETTINGS.acquisition.snr]
 
 
 def all_acquired():
@@ -107,10 +139,8 @@ def all_acquired():
     ]
 
 
-def acquire_seed(wildcards):
-    """Independent noise per sample and level, reproducible from the root seed."""
-    stream = f"acquire:{wildcards.family}:snr-{wildcards.snr}"
-    return sample_seed(SETTINGS.seed, stream, int(wildcards.index))
+def acquire_seed_of(wildcards):
+    return acquire_seed(SETTINGS.seed, wildcards.family, wildcards.snr, int(wildcards.index))
 
 
 # Options reach the shell as lists of words that the rules quote one by one (`{params.x:q}`):

@@ -1,23 +1,16 @@
-# The validated config, every key spelled out (`results/config.yaml`): phantoms read it (its
-# time pinned to the epoch, see pin_mtime in common.smk), the report shows it.
+# The validated config, every key spelled out (`results/config.yaml`): phantoms and shards read
+# it (its time pinned to the epoch, see pin_mtime in common.smk), the report shows it.
 #
-# It is rewritten by `onstart`, not by rerunning this rule. Snakemake 9 skips its rerun checks
-# (params, code, input) for every job downstream of a job that must rerun, expecting the rerun
-# to spread; a rule rerun on each config change would spread to every phantom, or, through an
-# ancient edge, not at all and leave a changed split seed, SNR or epoch count unapplied (`pack`, `acquire`, `train` not
-# rerun) until the next invocation, behind a report showing the new config. The rule only
-# creates the file; the report reruns on a config change through its `config_hash` param.
-# A lost file is put back before the DAG is built (restore_lost_pinned_inputs, common.smk).
+# No job writes it. It is created when the Snakefile is read, if missing (a dry run too: it only
+# depends on the config), and rewritten by `onstart`, before any job starts, when the config
+# changed. A rule rerun on each config change would not do: Snakemake 9 skips the rerun checks
+# (params, code, input) of every job downstream of a job that must rerun, expecting the rerun
+# to spread, so it would rerun every phantom. The report reruns on a config change through its
+# `config_hash` param. The store lists (`results/lists/`) are written the same way.
 
-
-rule resolved_config:
-    output:
-        RESOLVED_CONFIG,
-    log:
-        "results/logs/resolved_config.log",
-    localrule: True
-    run:
-        write_resolved_config(output[0])
+if not Path(RESOLVED_CONFIG).exists():
+    write_resolved_config(RESOLVED_CONFIG)
+write_store_lists()
 
 
 onstart:

@@ -11,8 +11,6 @@ rule train:
     params:
         out_dir=lambda wildcards, output: Path(output.model).parent,
         options=SETTINGS.dime.train_options(),
-    conda:
-        "../../environment.yml"
     log:
         "results/logs/train.log",
     benchmark:
@@ -35,8 +33,6 @@ rule invert_dime:
         estimates=directory("results/inversions/dime/test.zarr"),
     params:
         model=dime_model_option(),
-    conda:
-        "../../environment.yml"
     log:
         "results/logs/invert_dime/test.log",
     benchmark:

@@ -1,5 +1,7 @@
 # Evaluation of every method's test-set estimates (metrics JSON, figures) and the HTML report.
 
+TRAINING_FIGURE = "results/report/training.png"
+
 
 rule evaluate:
     input:
@@ -29,8 +31,6 @@ rule evaluate:
     params:
         metrics_dir=lambda wildcards, output: Path(output.summary).parent,
         figures_dir=lambda wildcards, output: Path(output.manifest).parent,
-    conda:
-        "../../environment.yml"
     log:
         "results/logs/evaluate.log",
     benchmark:
@@ -62,18 +62,25 @@ rule report:
         html=report(
             "results/report/index.html", caption="../report/results.rst", category="Report"
         ),
+        # The training curves as their own file for `snakemake --report`, when there is a log
+        # to draw them from (the shipped model's, or the one of this study's training).
+        training_figure=(
+            [report(TRAINING_FIGURE, caption="../report/training.rst", category="Report")]
+            if training_log_input()
+            else []
+        ),
     params:
         metrics_dir=lambda wildcards, input: Path(input.metrics[0]).parent,
         figures_dir=lambda wildcards, input: Path(input.manifest).parent,
-        training=lambda wildcards, input: (
-            ["--training-log", input.training_log] if input.training_log else []
+        training=lambda wildcards, input, output: (
+            ["--training-log", input.training_log, "--training-figure", output.training_figure]
+            if input.training_log
+            else []
         ),
         previews=lambda wildcards, input: [
             str(Path(folder) / "preview.png") for folder in input.phantoms
         ],
         config_hash=SETTINGS.digest(),  # the config it shows is rewritten by `onstart`
-    conda:
-        "../../environment.yml"
     log:
         "results/logs/report.log",
     benchmark:

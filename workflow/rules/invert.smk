@@ -9,8 +9,6 @@ rule invert_baseline:
         estimates=directory("results/inversions/{method}/test.zarr"),
     wildcard_constraints:
         method="|".join(BASELINE_METHODS),
-    conda:
-        "../../environment.yml"
     log:
         "results/logs/invert_baseline/{method}/test.log",
     benchmark:

@@ -1,26 +1,28 @@
 # Phantom generation: gmsh meshes with region and boundary tags, one folder per sample.
 
 
-rule phantom:
-    input:
-        # dated to the epoch (pin_mtime): a change elsewhere in the config (acquisition,
-        # training) must not regenerate every phantom; `phantom_keys` reruns them when theirs do.
-        config=RESOLVED_CONFIG,
-    output:
-        phantom=directory("meshes/{family}/{index}"),
-    params:
-        seed=seed_of,
-        phantom_keys=SETTINGS.digest(PHANTOM_KEYS),
-    conda:
-        "../../environment.yml"
-    log:
-        "results/logs/phantom/{family}/{index}.log",
-    benchmark:
-        "results/benchmarks/phantom/{family}/{index}.tsv"
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    shell:
-        "dime-pipeline phantom {wildcards.family:q} --seed {params.seed:q} "
-        "--config {input.config:q} --out {output.phantom:q} > {log:q} 2>&1"
+if SHARD_SIZE == 1:  # one job per stage and sample; else workflow/rules/shards.smk
+
+    rule phantom:
+        input:
+            # dated to the epoch (pin_mtime): a change elsewhere in the config (acquisition,
+            # training) must not regenerate every phantom; `phantom_keys` reruns them when theirs do.
+            config=RESOLVED_CONFIG,
+        output:
+            phantom=directory("meshes/{family}/{index}"),
+        params:
+            seed=seed_of,
+            phantom_keys=SETTINGS.digest(PHANTOM_KEYS),
+            # only the phantoms the report shows get a preview.png
+            preview=lambda wc: [] if int(wc.index) == PREVIEW_INDEX else ["--no-preview"],
+        log:
+            "results/logs/phantom/{family}/{index}.log",
+        benchmark:
+            "results/benchmarks/phantom/{family}/{index}.tsv"
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=10,
+        shell:
+            "dime-pipeline phantom {wildcards.family:q} --seed {params.seed:q} {params.preview:q} "
+            "--config {input.config:q} --out {output.phantom:q} > {log:q} 2>&1"

@@ -8,8 +8,6 @@ rule warm_jit_cache:
         config=RESOLVED_CONFIG,
     output:
         record=WARM_UP_RECORD,
-    conda:
-        "../../environment.yml"
     log:
         "results/logs/warm_jit_cache.log",
     benchmark:
@@ -25,47 +23,33 @@ rule warm_jit_cache:
         "--out {output.record:q} > {log:q} 2>&1"
 
 
-rule simulate:
-    input:
-        phantom="meshes/{family}/{index}",
-        # a plain edge: a rerun of the warm-up reruns the solves; a lost record is put back
-        # dated to the epoch (restore_lost_pinned_inputs), which reruns none.
-        warm_up=WARM_UP_RECORD,
-    output:
-        store=directory("results/samples/{family}/{index}.zarr"),
-    params:
-        jit_cache=SETTINGS.solver.jit_cache,
-        solver=["--solver", SETTINGS.solver.kind, "--max-iterations", str(SETTINGS.solver.max_iterations)],
-    conda:
-        "../../environment.yml"
-    log:
-        "results/logs/simulate/{family}/{index}.log",
-    benchmark:
-        "results/benchmarks/simulate/{family}/{index}.tsv"
-    threads: SETTINGS.solver.ranks
-    resources:
-        mpi="mpiexec",
-        tasks=SETTINGS.solver.ranks,
-        mem_mb=4000,
-        runtime=30,
-    shell:
-        "OMP_NUM_THREADS=1 {resources.mpi} -n {resources.tasks} "
-        "dime-pipeline simulate {input.phantom:q} --out {output.store:q} "
-        "--jit-cache {params.jit_cache:q} {params.solver:q} > {log:q} 2>&1"
+if SHARD_SIZE == 1:  # one job per stage and sample; else workflow/rules/shards.smk
 
-
-rule list_stores:
-    input:
-        stores=lambda wildcards: all_stores() if wildcards.kind == "samples" else all_acquired(),
-    output:
-        listing="results/lists/{kind}.txt",
-    wildcard_constraints:
-        kind="samples|acquired",
-    log:
-        "results/logs/list_stores/{kind}.log",
-    localrule: True
-    run:
-        write_store_list(input.stores, output.listing, log[0])
+    rule simulate:
+        input:
+            phantom="meshes/{family}/{index}",
+            # a plain edge: a rerun of the warm-up reruns the solves; a lost record is put back
+            # dated to the epoch (restore_lost_pinned_inputs), which reruns none.
+            warm_up=WARM_UP_RECORD,
+        output:
+            store=directory("results/samples/{family}/{index}.zarr"),
+        params:
+            jit_cache=SETTINGS.solver.jit_cache,
+            solver=["--solver", SETTINGS.solver.kind, "--max-iterations", str(SETTINGS.solver.max_iterations)],
+        log:
+            "results/logs/simulate/{family}/{index}.log",
+        benchmark:
+            "results/benchmarks/simulate/{family}/{index}.tsv"
+        threads: SETTINGS.solver.ranks
+        resources:
+            mpi="mpiexec",
+            tasks=SETTINGS.solver.ranks,
+            mem_mb=4000,
+            runtime=30,
+        shell:
+            "OMP_NUM_THREADS=1 {resources.mpi} -n {resources.tasks} "
+            "dime-pipeline simulate {input.phantom:q} --out {output.store:q} "
+            "--jit-cache {params.jit_cache:q} {params.solver:q} > {log:q} 2>&1"
 
 
 rule summarize:
@@ -74,8 +58,6 @@ rule summarize:
         listing=store_list("samples"),
     output:
         summary="results/samples/summary.json",
-    conda:
-        "../../environment.yml"
     log:
         "results/logs/summarize.log",
     benchmark:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -70,13 +69,13 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> None:
+    from dime_pipeline.dime.progress import configure_console
     from dime_pipeline.dime.training import TRAINING_OUTPUTS, fit, load_training_config
     from dime_pipeline.errors import UserError
     from dime_pipeline.textio import check_outputs_spare_inputs
 
-    if args.quiet:  # Lightning configures its own loggers at import: quiet them too
-        for name in ("lightning.pytorch", "lightning.fabric"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+    # Progress lines under --quiet too; Lightning's messages once, its banners not under --quiet.
+    configure_console(args.quiet)
     for path in [*args.train, *args.val]:
         if not path.is_dir():
             raise UserError(f"{path}: no packed dataset there")

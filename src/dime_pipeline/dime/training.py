@@ -8,6 +8,7 @@
                               ``trainer.checkpoint_every_n_steps`` optimiser steps
     checkpoints/metrics.csv   the CSV log so far (rewritten atomically at every logging call)
     logs/metrics.csv          the whole CSV log across resumed runs, written when training ends
+    logs/tensorboard/         TensorBoard event files, with ``trainer.logger: tensorboard``
     model.pt                  the exported model (best weights), see ``dime.inference``
 
 A run finds ``checkpoints/last.ckpt`` and resumes from it (epoch, step, optimiser, scheduler and
@@ -18,6 +19,9 @@ from them. Weights that become NaN or inf end the run with a UserError before a 
 a model holds them. The Trainer is built, and its settings checked, before ``OUT_DIR`` is
 written. Lightning is given ``LightningEnvironment()`` explicitly: with mpi4py importable it
 would otherwise pick its MPI environment and can hang.
+
+Progress: a data line at the start and one line per epoch (``dime.progress``); Lightning's model
+summary is off (the data line gives the parameter count) and its bar shows only on a terminal.
 """
 
 from __future__ import annotations
@@ -25,17 +29,19 @@ from __future__ import annotations
 import datetime
 import itertools
 import logging
+import sys
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
 import yaml
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.plugins.environments import LightningEnvironment
 from lightning.pytorch.utilities import rank_zero_only
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -55,6 +61,7 @@ from dime_pipeline.dime.data import CropKeys, DataConfig, DimeDataModule
 from dime_pipeline.dime.inference import save_model
 from dime_pipeline.dime.module import DimeModule, OptimConfig
 from dime_pipeline.dime.network import UNetConfig
+from dime_pipeline.dime.progress import TrainingProgress, log_progress, quiet_lightning_tips
 from dime_pipeline.errors import UserError, config_error, one_line
 from dime_pipeline.textio import write_text_atomic
 
@@ -63,6 +70,7 @@ log = logging.getLogger(__name__)
 MAXIMISED_METRICS = ("val/r", "val/r2")
 LIVE_LOG = Path("checkpoints") / "metrics.csv"
 EXPORTED_LOG = Path("logs") / "metrics.csv"
+TENSORBOARD_LOGS = Path("logs") / "tensorboard"
 TRAINING_OUTPUTS = ("config.yaml", "checkpoints", "logs", "model.pt")  # what OUT_DIR receives
 _QUIET_WARNINGS = (  # expected on resume or on small machines; nothing for a user to act on
     r".*exists and is not empty.*",
@@ -70,6 +78,7 @@ _QUIET_WARNINGS = (  # expected on resume or on small machines; nothing for a us
     r".*Experiment logs directory.*",
     r".*ended before the epoch ended.*",  # _ResumingData skips the crops already trained on
     r".*LeafSpec.*",  # Lightning 2.6 on torch ≥ 2.10 (its own deprecation)
+    r".*smaller than the logging interval.*",  # the progress data line says it instead
 )
 
 
@@ -91,7 +100,12 @@ class TrainerConfig(BaseModel):
     num_sanity_val_steps: int = Field(2, ge=0)
     deterministic: bool = Field(False, description="deterministic kernels (slower)")
     fast_dev_run: bool = Field(False, description="one batch of each; no checkpoints, no export")
-    progress_bar: bool = True
+    progress_bar: bool = Field(True, description="Lightning's bar, on a terminal only")
+    logger: Literal["csv", "tensorboard"] = Field(
+        "csv",
+        description="csv: the CSV log only (always written); tensorboard: also TensorBoard "
+        "event files in OUT_DIR/logs/tensorboard (needs the tensorboard package)",
+    )
 
     @field_validator("precision", mode="before")
     @classmethod
@@ -177,9 +191,11 @@ def fit(
     resume_from = last if resume and not dev_run and last.is_file() else None
     history: list[Row] = []
     position = None
+    resumed = None
     if resume_from is not None:
         position = _resume_position(resume_from, config)
         log.info("resuming from %s", resume_from)
+        resumed = f"resuming at epoch {position[0] + 1}, step {position[1]} from {resume_from}"
         # The rows logged before the checkpoint; the resumed run logs the later ones again.
         history = log_history(out_dir / LIVE_LOG, position[1])
     datamodule = _ResumingData(
@@ -190,8 +206,12 @@ def fit(
     module = DimeModule(config.network.model_dump(), config.optim.model_dump())
     checkpoints = [] if dev_run else _checkpoints(config, out_dir / "checkpoints")
     guards = [] if dev_run else [_FiniteWeights(out_dir, _divergence_hint(config.trainer))]
+    progress = TrainingProgress(len(train), len(val), resumed)
+    quiet_lightning_tips()
     # Built before DIR is written: a missing GPU or an unsupported precision fails here.
-    trainer = _trainer(config.trainer, out_dir, [*guards, *checkpoints, *callbacks], history)
+    trainer = _trainer(
+        config.trainer, out_dir, [*guards, *checkpoints, progress, *callbacks], history
+    )
     if not dev_run:
         out_dir.mkdir(parents=True, exist_ok=True)
         if rank_zero_only.rank == 0:  # DDP runs fit() once per process
@@ -207,6 +227,8 @@ def fit(
             # From a DataLoader worker it arrives wrapped in the worker's traceback: its own
             # message is the last line.
             raise UserError(str(error).splitlines()[-1].split("UserError: ")[-1]) from None
+    if resume_from is not None and not progress.started and trainer.is_global_zero:
+        log_progress(f"nothing to train: {resume_from} is at epoch {trainer.current_epoch}")
     best = checkpoints[0] if checkpoints else None
     return _finish(trainer, module, best, config, train, val, out_dir, resume_from)
 
@@ -242,7 +264,10 @@ def _trainer(
     cfg: TrainerConfig, out_dir: Path, callbacks: list[Callback], history: Sequence[Row] = ()
 ) -> L.Trainer:
     """The Lightning Trainer; UserError for settings this machine cannot run (no GPU for
-    ``accelerator: gpu``, a precision the accelerator lacks, too many devices)."""
+    ``accelerator: gpu``, a precision the accelerator lacks, too many devices), and for
+    ``logger: tensorboard`` without the tensorboard package."""
+    if cfg.logger == "tensorboard" and not cfg.fast_dev_run:
+        _require_tensorboard()
     try:
         return _lightning_trainer(cfg, out_dir, callbacks, history)
     except (MisconfigurationException, ValueError, RuntimeError, ImportError) as error:
@@ -256,6 +281,15 @@ def _lightning_trainer(
     cfg: TrainerConfig, out_dir: Path, callbacks: list[Callback], history: Sequence[Row]
 ) -> L.Trainer:
     dev_run = cfg.fast_dev_run
+    loggers: list[Logger] = [MetricsLog(out_dir / LIVE_LOG, history)]  # first: _finish reads it
+    if cfg.logger == "tensorboard" and not dev_run:  # dev runs log nothing
+        tensorboard = TensorBoardLogger(
+            out_dir / TENSORBOARD_LOGS.parent,
+            name=TENSORBOARD_LOGS.name,
+            version="",  # no version_N subfolders: a resumed run adds event files beside
+            default_hp_metric=False,
+        )
+        loggers.append(tensorboard)
     return L.Trainer(
         max_epochs=cfg.max_epochs,
         accelerator=cfg.accelerator,
@@ -263,7 +297,7 @@ def _lightning_trainer(
         precision=cfg.precision,
         plugins=[LightningEnvironment(), AtomicCheckpointIO()],
         use_distributed_sampler=False,  # CropKeys shards the crops per rank itself
-        logger=False if dev_run else MetricsLog(out_dir / LIVE_LOG, history),
+        logger=False if dev_run else loggers,
         enable_checkpointing=not dev_run,
         callbacks=callbacks if dev_run else [*callbacks, LearningRateMonitor("step")],
         gradient_clip_val=cfg.gradient_clip_val or None,
@@ -271,9 +305,27 @@ def _lightning_trainer(
         num_sanity_val_steps=cfg.num_sanity_val_steps,
         deterministic=cfg.deterministic,
         fast_dev_run=dev_run,
-        enable_progress_bar=cfg.progress_bar,
+        enable_progress_bar=cfg.progress_bar and _on_terminal(),
+        enable_model_summary=False,  # the progress data line gives the parameter count
         default_root_dir=out_dir,
     )
+
+
+def _on_terminal() -> bool:
+    """Whether Lightning's bar (stdout) and the log (stderr) both go to a terminal: never in a
+    log file, where every redraw would be a line."""
+    return sys.stdout.isatty() and sys.stderr.isatty()
+
+
+def _require_tensorboard() -> None:
+    """UserError (one line) when ``trainer.logger: tensorboard`` cannot write event files."""
+    try:
+        import tensorboard  # noqa: F401  (Lightning's TensorBoardLogger writes with it)
+    except ImportError:
+        raise UserError(
+            "trainer.logger: tensorboard needs the tensorboard package, part of the [train] "
+            "extra: pip install 'dime-pipeline[train]' (or pip install tensorboard)"
+        ) from None
 
 
 def _resume_position(checkpoint: Path, config: TrainingConfig) -> tuple[int, int]:

@@ -27,6 +27,9 @@ ERROR_CMAP = "RdBu_r"
 METHOD_COLOURS = {"truth": "#222222", "dime": "#1b9e77", "mmdi": "#d95f02", "di": "#7570b3"}
 _EXTRA_COLOURS = ("#e7298a", "#66a61e", "#e6ab02", "#a6761d")
 _GROUP_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#17becf")
+# Fewer ROI pairs than this make no Bland–Altman plot: the panel says so instead of drawing
+# limits of agreement from a handful of points on a degenerate axis.
+BLAND_ALTMAN_MIN_POINTS = 5
 # Training-log panels, in this order when present; other metrics follow.
 _TRAINING_ORDER = ("loss", "mse", "r", "mape")
 
@@ -198,12 +201,19 @@ def scatter_figure(panels: Sequence[PairedPanel], groups: Sequence[str], title: 
 
 def bland_altman_figure(panels: Sequence[PairedPanel], groups: Sequence[str], title: str) -> Figure:
     """Difference (estimate − truth) vs mean of the pair, ROI means, with the mean difference
-    and the 95 % limits of agreement."""
+    and the 95 % limits of agreement. A panel with fewer than
+    :data:`BLAND_ALTMAN_MIN_POINTS` pairs shows a note instead."""
     figure = new_figure(3.3 * len(panels) + 0.6, 3.3)
     axes = figure.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    drawn: list[Axes] = []
     for ax, panel in zip(axes, panels, strict=True):
         mean = (panel.roi_truth + panel.roi_estimate) / 2
         difference = panel.roi_estimate - panel.roi_truth
+        count = int((np.isfinite(mean) & np.isfinite(difference)).sum())
+        if 0 < count < BLAND_ALTMAN_MIN_POINTS:
+            _too_few_note(ax, panel.method, count)
+            continue
+        drawn.append(ax)
         for g, name in enumerate(groups):
             pick = panel.roi_groups == name
             ax.scatter(
@@ -220,10 +230,28 @@ def bland_altman_figure(panels: Sequence[PairedPanel], groups: Sequence[str], ti
         ax.set_xlabel("mean of truth and estimate (kPa)")
         ax.set_title(f"{panel.method.upper()}\n{_limits_note(panel.limits)}", fontsize=9)
         _note_if_empty(ax, int(np.isfinite(difference).sum()))
-    axes[0].set_ylabel("estimate − truth (kPa)")
-    axes[-1].legend(fontsize=7)
+    if drawn:
+        drawn[0].set_ylabel("estimate − truth (kPa)")
+        drawn[-1].legend(fontsize=7)
     figure.suptitle(title)
     return figure
+
+
+def _too_few_note(ax: Axes, method: str, count: int) -> None:
+    """An empty frame with the reason, not limits of agreement from a handful of points."""
+    ax.set_title(method.upper(), fontsize=9)
+    # tick_params, not set_yticks: the y axis is shared with the drawn panels.
+    ax.tick_params(left=False, labelleft=False, bottom=False, labelbottom=False)
+    ax.text(
+        0.5,
+        0.5,
+        f"{count} ROI pair{'s' if count != 1 else ''} (fewer than "
+        f"{BLAND_ALTMAN_MIN_POINTS}):\ntoo few for a\nBland–Altman plot",
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        color="#444444",
+    )
 
 
 def _limit_lines(ax: Axes, limits: Mapping[str, float]) -> None:

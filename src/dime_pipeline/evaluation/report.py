@@ -2,23 +2,30 @@
 external resources) that opens from disk.
 
 Order: summary table per family × method (at a glance), one section per family (tables, maps,
-scatter, Bland–Altman, staging, ROIs, edges), noise, sweeps, training, phantoms, metric
-definitions, config and provenance. Built from ``results/metrics/*.json`` and the figures that
-``dime-pipeline evaluate`` wrote (``manifest.json``).
+scatter, Bland–Altman, staging for the liver family, ROIs, edges), noise, sweeps, training,
+phantoms, metric definitions, config and provenance. Built from ``results/metrics/*.json`` and
+the figures that ``dime-pipeline evaluate`` wrote (``manifest.json``).
+
+The page is a Jinja2 template (``templates/report.html.j2``, its blocks ``_blocks.html.j2`` and
+style ``report.css``, autoescaped) filled with the plain data of :func:`build_context`: restyle
+it by passing ``template_dir`` (or setting ``$DIME_REPORT_TEMPLATES``) to a folder holding files
+of the same names, which replace the shipped ones.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import jinja2
 
 from dime_pipeline.errors import UserError
 from dime_pipeline.evaluation import figures
@@ -36,6 +43,15 @@ log = logging.getLogger(__name__)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_ROI_ROWS = 40
+TEMPLATE = "report.html.j2"
+TEMPLATES_ENV = "DIME_REPORT_TEMPLATES"
+# A family whose test split holds fewer phantoms than this gets a banner: its numbers describe
+# those few phantoms, not the method.
+MIN_TEST_PHANTOMS = 5
+# Fibrosis staging is defined for the liver only (clinical liver MRE cut-offs).
+STAGED_FAMILIES = ("liver",)
+# The package's pretrained DIME model and its training log live here (the shipped model).
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "dime" / "pretrained"
 
 # Summary columns: (headline key, header, format, what is better: "high", "low", "zero", None).
 COLUMNS: tuple[tuple[str, str, str, str | None], ...] = (
@@ -76,7 +92,8 @@ DEFINITIONS = (
     (
         "Bland–Altman",
         "on ROI means (one pair per region and sample): mean difference e − t and "
-        "95 % limits mean ± 1.96 SD (sample SD), kPa; abscissa (t + e) / 2.",
+        "95 % limits mean ± 1.96 SD (sample SD), kPa; abscissa (t + e) / 2. With fewer than "
+        f"{figures.BLAND_ALTMAN_MIN_POINTS} pairs no plot is drawn and no limits are given.",
     ),
     (
         "ROI",
@@ -100,7 +117,7 @@ DEFINITIONS = (
     ),
     (
         "stage agreement",
-        "fibrosis class (below) of the liver ROI mean of estimate vs truth; "
+        "liver family only: fibrosis class (below) of the liver ROI mean of estimate vs truth; "
         "liver ROI = the region named 'liver', else the largest region. Exact agreement, "
         "within-one-class agreement and Cohen's κ.",
     ),
@@ -115,6 +132,7 @@ class ReportInputs:
     config_text: str | None = None
     training_png: bytes | None = None
     previews: list[tuple[str, bytes]] = field(default_factory=list)
+    training_log: Path | None = None  # where the curves of training_png come from
 
 
 def build_report(
@@ -125,18 +143,25 @@ def build_report(
     training_log: str | Path | None = None,
     previews: Sequence[str | Path] = (),
     training_figure: str | Path | None = None,
+    template_dir: str | Path | None = None,
 ) -> Path:
     """Write the HTML report to ``out`` (atomically); ``training_figure`` also keeps the training
-    curves as a PNG file (for ``snakemake --report``)."""
+    curves as a PNG file (for ``snakemake --report``); ``template_dir`` (default
+    ``$DIME_REPORT_TEMPLATES``) holds templates that replace the shipped ones of the same name."""
+    metrics = load_metrics(metrics_dir)
+    manifest = read_manifest(figures_dir)
+    config_text = _read_config(config)
+    training_png = _training_png(training_log, training_figure)
     inputs = ReportInputs(
-        metrics=load_metrics(metrics_dir),
-        figures=read_manifest(figures_dir),
+        metrics=metrics,
+        figures=manifest,
         figures_dir=Path(figures_dir),
-        config_text=_read_config(config),
-        training_png=_training_png(training_log, training_figure),
+        config_text=config_text,
+        training_png=training_png,
         previews=[_read_png(Path(p)) for p in previews],
+        training_log=Path(training_log) if training_png is not None and training_log else None,
     )
-    text = render(inputs)
+    text = render(inputs, template_dir)
     try:
         write_text_atomic(out, text)
     except OSError as error:
@@ -190,38 +215,61 @@ def _read_png(path: Path) -> tuple[str, bytes]:
 # --- rendering --------------------------------------------------------------------------------
 
 
-def render(inputs: ReportInputs) -> str:
-    """The whole HTML document."""
+def render(inputs: ReportInputs, template_dir: str | Path | None = None) -> str:
+    """The whole HTML document: :data:`TEMPLATE` filled with :func:`build_context`."""
+    try:
+        template = environment(template_dir).get_template(TEMPLATE)
+        return template.render(build_context(inputs))
+    except jinja2.TemplateError as error:
+        where = f" ({error.filename}:{error.lineno})" if hasattr(error, "lineno") else ""
+        raise UserError(f"report template{where}: {error.message or error}") from None
+
+
+def environment(template_dir: str | Path | None = None) -> jinja2.Environment:
+    """Jinja2 with autoescape on: ``template_dir`` (else ``$DIME_REPORT_TEMPLATES``) first, then
+    the templates shipped in this package."""
+    template_dir = template_dir or os.environ.get(TEMPLATES_ENV) or None
+    loaders: list[jinja2.BaseLoader] = []
+    if template_dir is not None:
+        if not Path(template_dir).is_dir():
+            raise UserError(f"report templates: {template_dir} is not a folder")
+        loaders.append(jinja2.FileSystemLoader(str(template_dir)))
+    loaders.append(jinja2.PackageLoader("dime_pipeline.evaluation", "templates"))
+    return jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def build_context(inputs: ReportInputs) -> dict[str, Any]:
+    """The template's data, all plain (strings, numbers already formatted, lists, dicts):
+    ``title``, ``methods``, ``banners`` ({title, text}) and ``sections`` ({id, title, blocks});
+    a block is a dict whose ``type`` names its macro in ``_blocks.html.j2``."""
     summary = inputs.metrics["summary"]
-    sections: list[tuple[str, str, str]] = [("summary", "Summary", _summary_section(inputs))]
+    sections = [_section("summary", "Summary", _summary_blocks(inputs))]
     for family in summary["families"]:
-        sections.append((f"family-{family}", f"Family: {family}", _family_section(inputs, family)))
-    sections.append(("noise", "Noise", _noise_section(inputs)))
-    sections.append(("sweeps", "Frequency and voxel size", _sweeps_section(inputs)))
-    if inputs.training_png is not None:
         sections.append(
-            (
-                "training",
-                "Training",
-                _figure(inputs.training_png, "DIME training", _TRAINING_CAPTION),
-            )
+            _section(f"family-{family}", f"Family: {family}", _family_blocks(inputs, family))
         )
+    sections.append(_section("noise", "Noise", _noise_blocks(inputs)))
+    sections.append(_section("sweeps", "Frequency and voxel size", _sweeps_blocks(inputs)))
+    if inputs.training_png is not None:
+        sections.append(_section("training", "Training", _training_blocks(inputs)))
     if inputs.previews:
-        sections.append(("phantoms", "Phantoms", _previews_section(inputs.previews)))
-    sections.append(("definitions", "Metric definitions", _definitions_section()))
-    sections.append(("config", "Configuration", _config_section(inputs.config_text)))
-    sections.append(("provenance", "Provenance", _provenance_section(inputs)))
-    nav = " · ".join(f'<a href="#{sid}">{_e(title)}</a>' for sid, title, _ in sections)
-    body = "\n".join(
-        f'<section id="{sid}">\n<h2>{_e(title)}</h2>\n{content}\n</section>'
-        for sid, title, content in sections
-    )
-    return _PAGE.format(
-        style=_STYLE,
-        nav=nav,
-        body=body,
-        methods=_e(", ".join(method_title(m) for m in summary["methods"])),
-    )
+        sections.append(_section("phantoms", "Phantoms", _previews_blocks(inputs.previews)))
+    sections.append(_section("definitions", "Metric definitions", _definitions_blocks(inputs)))
+    sections.append(_section("config", "Configuration", _config_blocks(inputs.config_text)))
+    sections.append(_section("provenance", "Provenance", _provenance_blocks(inputs)))
+    return {
+        "title": "dime-pipeline results",
+        "methods": [method_title(m) for m in summary["methods"]],
+        "banners": _banners(inputs),
+        "sections": sections,
+    }
 
 
 _TRAINING_CAPTION = (
@@ -229,64 +277,169 @@ _TRAINING_CAPTION = (
 )
 
 
-def _summary_section(inputs: ReportInputs) -> str:
+# --- blocks (the template's vocabulary) -------------------------------------------------------
+
+
+def _section(sid: str, title: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"id": sid, "title": title, "blocks": blocks}
+
+
+def _h3(text: str) -> dict[str, Any]:
+    return {"type": "h3", "text": text}
+
+
+def _p(text: str, css: str = "") -> dict[str, Any]:
+    return {"type": "p", "text": text, "css": css}
+
+
+def _table(
+    rows: list[dict[str, Any]], header: Sequence[str] = (), css: str = "metrics"
+) -> dict[str, Any]:
+    return {"type": "table", "css": css, "header": list(header), "rows": rows}
+
+
+def _row(head: str | None, cells: Sequence[str | dict[str, Any]], css: str = "") -> dict[str, Any]:
+    """A table row: ``head`` (a header cell, or None) then data cells (text, or {text, bold})."""
+    return {
+        "head": head,
+        "css": css,
+        "cells": [c if isinstance(c, dict) else {"text": c, "bold": False} for c in cells],
+    }
+
+
+def _figure(data: bytes, alt: str, caption: str, css: str = "") -> dict[str, Any]:
+    encoded = base64.b64encode(data).decode("ascii")
+    return {"type": "figure", "data": encoded, "alt": alt, "caption": caption, "css": css}
+
+
+# --- banners ----------------------------------------------------------------------------------
+
+
+def small_test_splits(samples: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Families whose test split holds fewer than :data:`MIN_TEST_PHANTOMS` phantoms (distinct
+    seeds): {family, phantoms, rows, levels}, in the order the families first appear."""
+    seeds: dict[str, set[Any]] = {}
+    levels: dict[str, set[str]] = {}
+    rows: dict[str, int] = {}
+    for sample in samples:
+        family = sample["family"]
+        seeds.setdefault(family, set()).add(sample["seed"])
+        levels.setdefault(family, set()).add(sample["snr_label"])
+        rows[family] = rows.get(family, 0) + 1
+    return [
+        {
+            "family": family,
+            "phantoms": len(seeds[family]),
+            "rows": rows[family],
+            "levels": len(levels[family]),
+        }
+        for family in rows
+        if len(seeds[family]) < MIN_TEST_PHANTOMS
+    ]
+
+
+def _banners(inputs: ReportInputs) -> list[dict[str, str]]:
+    small = small_test_splits(inputs.metrics["samples"]["samples"])
+    if not small:
+        return []
+    listing = "; ".join(
+        f"{s['family']}: {_count(s['phantoms'], 'phantom')} ({_count(s['rows'], 'sample')} "
+        f"at {_count(s['levels'], 'noise level')})"
+        for s in small
+    )
+    return [
+        {
+            "title": "Test split too small to mean much.",
+            "text": f"Fewer than {MIN_TEST_PHANTOMS} phantoms per family in the test split — "
+            f"{listing}. Every number below describes these few phantoms, not the methods; "
+            "differences between methods may be chance. Raise samples (or "
+            "datasets.fractions.test) in the config for conclusions.",
+        }
+    ]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+# --- sections ---------------------------------------------------------------------------------
+
+
+def _summary_blocks(inputs: ReportInputs) -> list[dict[str, Any]]:
     summary = inputs.metrics["summary"]
-    parts = [
-        "<p>All noise levels pooled per family; the best value of each column is in bold. "
-        "Bias is estimate − truth. Definitions are at the end; per-level numbers in each "
-        "family's section and under Noise.</p>"
+    blocks = [
+        _p(
+            "All noise levels pooled per family; the best value of each column is in bold. "
+            "Bias is estimate − truth. Definitions are at the end; per-level numbers in each "
+            "family's section and under Noise."
+        )
     ]
     for family in summary["families"]:
         table = summary["table"][family]
-        parts.append(f"<h3>{_e(family)}</h3>")
-        parts.append(_findings(table))
-        parts.append(_headline_table(table, summary["methods"], reference=True))
-    return "\n".join(parts)
+        blocks.append(_h3(family))
+        blocks.append(_findings(table))
+        blocks.append(_headline_table(table, summary["methods"], family, reference=True))
+    return blocks
 
 
-def _findings(table: dict[str, Any]) -> str:
+def _findings(table: dict[str, Any]) -> dict[str, Any]:
     """One line at a glance: the most accurate method and each method's bias."""
     mape = {m: g["headline"].get("mape_pct") for m, g in table.items()}
     ranked = sorted((v, m) for m, v in mape.items() if _finite(v))
     if not ranked:
-        return "<p>No method produced estimates for this family.</p>"
+        return _p("No method produced estimates for this family.")
     best = ranked[0][1]
     biases = ", ".join(
         f"{method_title(m)} {_fmt(g['headline'].get('bias_pct'), '+.1f')} %"
         for m, g in table.items()
     )
-    return (
-        f'<p class="finding">Lowest MAPE: <b>{_e(method_title(best))}</b> '
-        f"({_fmt(mape[best], '.1f')} %). Bias: {_e(biases)}.</p>"
-    )
+    return {
+        "type": "finding",
+        "best": method_title(best),
+        "mape": _fmt(mape[best], ".1f"),
+        "biases": biases,
+    }
 
 
-def _headline_table(table: dict[str, Any], methods: Sequence[str], reference: bool) -> str:
-    headlines = {m: table[m]["headline"] for m in methods if m in table}
-    best = {key: _best(key, better, headlines) for key, _, _, better in COLUMNS}
-    header = "".join(f"<th>{_e(title)}</th>" for _, title, _, _ in COLUMNS)
-    rows = []
-    for method, h in headlines.items():
-        cells = "".join(
-            _cell(_column_value(h, key, spec), method in best[key]) for key, _, spec, _ in COLUMNS
+def _columns(family: str) -> list[tuple[str, str, str, str | None]]:
+    """The summary columns shown for ``family``: stage agreement only where staging is defined."""
+    return [c for c in COLUMNS if c[0] != "stage_agreement_pct" or family in STAGED_FAMILIES]
+
+
+def _headline_table(
+    table: dict[str, Any], methods: Sequence[str], family: str, reference: bool
+) -> dict[str, Any]:
+    columns = _columns(family)
+    groups = {m: table[m] for m in methods if m in table}
+    headlines = {m: g["headline"] for m, g in groups.items()}
+    best = {key: _best(key, better, headlines) for key, _, _, better in columns}
+    rows = [
+        _row(
+            method_title(method),
+            [
+                {"text": _column_value(group, key, spec), "bold": method in best[key]}
+                for key, _, spec, _ in columns
+            ],
         )
-        rows.append(f"<tr><th>{_e(method_title(method))}</th>{cells}</tr>")
+        for method, group in groups.items()
+    ]
     if reference and headlines:
         first = next(iter(headlines.values()))
         refs = {
             "cv_pct": first.get("truth_cv_pct"),
             "edge_width_mm": first.get("truth_edge_width_mm"),
         }
-        cells = "".join(
-            _cell(_fmt(refs[key], spec) if key in refs else "", False)
-            for key, _, spec, _ in COLUMNS
-        )
-        rows.append(f'<tr class="ref"><th>ground truth</th>{cells}</tr>')
-    return f'<table class="metrics"><tr><th>method</th>{header}</tr>{"".join(rows)}</table>'
+        cells = [_fmt(refs[key], spec) if key in refs else "" for key, _, spec, _ in columns]
+        rows.append(_row("ground truth", cells, css="ref"))
+    return _table(rows, ["method", *(title for _, title, _, _ in columns)])
 
 
-def _column_value(h: dict[str, Any], key: str, spec: str) -> str:
+def _column_value(group: dict[str, Any], key: str, spec: str) -> str:
+    h = group["headline"]
     if key == "ba_limits":
+        pairs = (group.get("roi") or {}).get("n")
+        if isinstance(pairs, int) and pairs < figures.BLAND_ALTMAN_MIN_POINTS:
+            return f"– ({_count(pairs, 'pair')})"
         low, high = h.get("ba_lower_kpa"), h.get("ba_upper_kpa")
         return f"[{_fmt(low, '+.2f')}, {_fmt(high, '+.2f')}]" if _finite(low) else "–"
     return _fmt(h.get(key), spec)
@@ -306,81 +459,109 @@ def _best(key: str, better: str | None, headlines: dict[str, dict[str, Any]]) ->
     return {m for m, v in values.items() if score(v) == top}
 
 
-def _family_section(inputs: ReportInputs, family: str) -> str:
+def _family_blocks(inputs: ReportInputs, family: str) -> list[dict[str, Any]]:
     groups = inputs.metrics["groups"]["table"][family]
     methods = inputs.metrics["groups"]["methods"]
-    parts = []
-    for label, table in groups.items():
-        parts.append(f"<h3>{_e(snr_title(label))}</h3>")
-        parts.append(_headline_table(table, methods, reference=False))
-    for entry in _entries(inputs, "maps", family):
-        parts.append(_figure_entry(inputs, entry, _CAPTIONS["maps"]))
-    for kind in ("scatter", "bland_altman"):
-        for entry in _entries(inputs, kind, family):
-            parts.append(_figure_entry(inputs, entry, _CAPTIONS[kind]))
     summary = inputs.metrics["summary"]["table"][family]
-    parts.append("<h3>Fibrosis staging (liver ROI, all noise levels)</h3>")
-    parts.append(_staging_tables(summary, methods))
-    parts.append("<h3>ROI means</h3>")
-    parts.append(_roi_table(inputs, family, methods))
-    edges = _edge_table(inputs, family, methods)
+    blocks = []
+    for label, table in groups.items():
+        blocks.append(_h3(snr_title(label)))
+        blocks.append(_headline_table(table, methods, family, reference=False))
+    for entry in _entries(inputs, "maps", family):
+        blocks.append(_figure_entry(inputs, entry, _CAPTIONS["maps"]))
+    for entry in _entries(inputs, "scatter", family):
+        blocks.append(_figure_entry(inputs, entry, _CAPTIONS["scatter"]))
+    for entry in _entries(inputs, "bland_altman", family):
+        blocks.append(_figure_entry(inputs, entry, _CAPTIONS["bland_altman"]))
+        note = _bland_altman_note(summary, methods)
+        if note:
+            blocks.append(_p(note, "note"))
+    if family in STAGED_FAMILIES:
+        blocks.append(_h3("Fibrosis staging (liver ROI, all noise levels)"))
+        blocks.append(_staging_blocks(summary, methods))
+        blocks.append(_p(_stage_legend() + ".", "note"))
+    blocks.append(_h3("ROI means"))
+    blocks.extend(_roi_blocks(inputs, family, methods))
+    edges = _edge_table(summary, methods)
     if edges:
-        parts.append("<h3>Edge widths</h3>")
-        parts.append(edges)
-    return "\n".join(parts)
+        blocks.append(_h3("Edge widths"))
+        blocks.append(edges)
+    return blocks
 
 
-def _staging_tables(summary: dict[str, Any], methods: Sequence[str]) -> str:
+def _bland_altman_pairs(summary: dict[str, Any], methods: Sequence[str]) -> dict[str, int]:
+    return {
+        m: summary[m]["roi"]["n"] for m in methods if isinstance(summary[m]["roi"].get("n"), int)
+    }
+
+
+def _bland_altman_note(summary: dict[str, Any], methods: Sequence[str]) -> str:
+    """Why a Bland–Altman panel shows a note: too few ROI pairs (see the figure)."""
+    pairs = _bland_altman_pairs(summary, methods)
+    few = {m: n for m, n in pairs.items() if n < figures.BLAND_ALTMAN_MIN_POINTS}
+    if not few:
+        return ""
+    listing = ", ".join(f"{method_title(m)} {_count(n, 'pair')}" for m, n in few.items())
+    return (
+        f"Too few ROI pairs for a Bland–Altman plot ({listing}; fewer than "
+        f"{figures.BLAND_ALTMAN_MIN_POINTS}): the panel says so instead of drawing limits of "
+        "agreement from a handful of points."
+    )
+
+
+def _staging_blocks(summary: dict[str, Any], methods: Sequence[str]) -> dict[str, Any]:
     blocks = []
     for method in methods:
         staging = summary[method]["staging"]
-        header = "".join(f"<th>{_e(s)}</th>" for s in STAGES)
-        rows = "".join(
-            f"<tr><th>{_e(STAGES[i])}</th>"
-            + "".join(f"<td>{count}</td>" for count in row)
-            + "</tr>"
+        rows = [
+            _row(STAGES[i], [str(count) for count in row])
             for i, row in enumerate(staging["matrix"])
-        )
+        ]
         stats = (
             f"n = {staging['n']}, exact {_fmt(_pct(staging['exact']), '.0f')} %, within one "
             f"class {_fmt(_pct(staging['within_one']), '.0f')} %, κ = "
             f"{_fmt(staging['kappa'], '.2f')}"
         )
         blocks.append(
-            f'<div class="confusion"><p><b>{_e(method_title(method))}</b>: {_e(stats)}</p>'
-            f'<table class="metrics"><tr><th>truth ↓ / estimate →</th>{header}</tr>{rows}'
-            "</table></div>"
+            {
+                "type": "confusion",
+                "method": method_title(method),
+                "stats": stats,
+                "table": _table(rows, ["truth ↓ / estimate →", *STAGES]),
+            }
         )
-    legend = "; ".join(f"{s}: {r}" for s, r in zip(STAGES, STAGE_READINGS, strict=True))
-    return f'<div class="row">{"".join(blocks)}</div><p class="note">{_e(legend)}.</p>'
+    return {"type": "row", "blocks": blocks}
 
 
-def _roi_table(inputs: ReportInputs, family: str, methods: Sequence[str]) -> str:
+def _stage_legend() -> str:
+    return "; ".join(f"{s}: {r}" for s, r in zip(STAGES, STAGE_READINGS, strict=True))
+
+
+def _roi_blocks(inputs: ReportInputs, family: str, methods: Sequence[str]) -> list[dict[str, Any]]:
     samples = [s for s in inputs.metrics["samples"]["samples"] if s["family"] == family]
-    header = "".join(f"<th>{_e(method_title(m))} kPa</th>" for m in methods)
     rows = []
     for sample in samples:
         first = sample["methods"][methods[0]]["regions"] if methods else []
         for i, region in enumerate(first):
-            values = "".join(
-                f"<td>{_fmt(_region(sample, m, i).get('estimate_kpa'), '.2f')}</td>"
-                for m in methods
-            )
+            values = [_fmt(_region(sample, m, i).get("estimate_kpa"), ".2f") for m in methods]
             rows.append(
-                f"<tr><td>{sample['seed']}</td><td>{_e(snr_title(sample['snr_label']))}</td>"
-                f"<td>{_e(str(region['name']))}</td><td>{_fmt(region['truth_kpa'], '.2f')}</td>"
-                f"{values}</tr>"
+                _row(
+                    None,
+                    [
+                        str(sample["seed"]),
+                        snr_title(sample["snr_label"]),
+                        str(region["name"]),
+                        _fmt(region["truth_kpa"], ".2f"),
+                        *values,
+                    ],
+                )
             )
     shown = rows[:MAX_ROI_ROWS]
-    more = (
-        f'<p class="note">{len(rows) - len(shown)} more rows in samples.json.</p>'
-        if len(rows) > len(shown)
-        else ""
-    )
-    return (
-        '<table class="metrics"><tr><th>seed</th><th>noise</th><th>region</th>'
-        f"<th>truth kPa</th>{header}</tr>{''.join(shown)}</table>{more}"
-    )
+    header = ["seed", "noise", "region", "truth kPa", *(f"{method_title(m)} kPa" for m in methods)]
+    blocks = [_table(shown, header)]
+    if len(rows) > len(shown):
+        blocks.append(_p(f"{len(rows) - len(shown)} more rows in samples.json.", "note"))
+    return blocks
 
 
 def _region(sample: dict[str, Any], method: str, i: int) -> dict[str, Any]:
@@ -388,104 +569,158 @@ def _region(sample: dict[str, Any], method: str, i: int) -> dict[str, Any]:
     return regions[i] if i < len(regions) else {}
 
 
-def _edge_table(inputs: ReportInputs, family: str, methods: Sequence[str]) -> str:
-    summary = inputs.metrics["summary"]["table"][family]
+def _edge_table(summary: dict[str, Any], methods: Sequence[str]) -> dict[str, Any] | None:
     if not any(summary[m]["edge_width_mm"]["n_edges"] for m in methods):
-        return ""
-    rows = "".join(
-        f"<tr><th>{_e(method_title(m))}</th>"
-        f"<td>{summary[m]['edge_width_mm']['n_edges']}</td>"
-        f"<td>{summary[m]['edge_width_mm']['n_resolved']}</td>"
-        f"<td>{_fmt(summary[m]['edge_width_mm']['mean'], '.2f')}</td>"
-        f"<td>{_fmt(summary[m]['edge_width_mm']['median'], '.2f')}</td>"
-        f"<td>{_fmt(summary[m]['edge_width_mm']['truth_mean'], '.2f')}</td></tr>"
-        for m in methods
-    )
-    return (
-        '<table class="metrics"><tr><th>method</th><th>edges</th><th>resolved</th>'
-        "<th>mean mm</th><th>median mm</th><th>truth mm</th></tr>"
-        f"{rows}</table>"
-    )
+        return None
+    rows = []
+    for m in methods:
+        edges = summary[m]["edge_width_mm"]
+        rows.append(
+            _row(
+                method_title(m),
+                [
+                    str(edges["n_edges"]),
+                    str(edges["n_resolved"]),
+                    _fmt(edges["mean"], ".2f"),
+                    _fmt(edges["median"], ".2f"),
+                    _fmt(edges["truth_mean"], ".2f"),
+                ],
+            )
+        )
+    header = ["method", "edges", "resolved", "mean mm", "median mm", "truth mm"]
+    return _table(rows, header)
 
 
-def _noise_section(inputs: ReportInputs) -> str:
+def _noise_blocks(inputs: ReportInputs) -> list[dict[str, Any]]:
     sweeps = inputs.metrics["sweeps"]["sweeps"]["snr"]
-    parts = []
+    blocks = []
     for family, sweep in sweeps.items():
-        parts.append(f"<h3>{_e(family)}</h3>")
+        blocks.append(_h3(family))
         entries = _entries(inputs, "noise", family)
         if not entries:
-            parts.append('<p class="note">One noise level only: no noise curve.</p>')
+            blocks.append(_p("One noise level only: no noise curve.", "note"))
         for entry in entries:
-            parts.append(_figure_entry(inputs, entry, _CAPTIONS["noise"]))
-        parts.append(_sweep_table(sweep, [snr_title(level["label"]) for level in sweep["levels"]]))
-    return "\n".join(parts)
+            blocks.append(_figure_entry(inputs, entry, _CAPTIONS["noise"]))
+        blocks.append(_sweep_table(sweep, [snr_title(level["label"]) for level in sweep["levels"]]))
+    return blocks
 
 
-def _sweeps_section(inputs: ReportInputs) -> str:
+def _sweeps_blocks(inputs: ReportInputs) -> list[dict[str, Any]]:
     sweeps = inputs.metrics["sweeps"]["sweeps"]
-    parts = []
+    blocks = []
     for variable, name in SWEEP_TITLES.items():
         for family, sweep in sweeps[variable].items():
-            parts.append(f"<h3>{_e(family)}: {_e(name)}</h3>")
+            blocks.append(_h3(f"{family}: {name}"))
             entries = [
                 e for e in _entries(inputs, "sweeps", family) if e.get("variable") == variable
             ]
             if not entries:
                 only = sweep["levels"][0]["label"] if sweep["levels"] else "–"
-                parts.append(f'<p class="note">A single level in this study ({_e(only)}).</p>')
+                blocks.append(_p(f"A single level in this study ({only}).", "note"))
                 continue
             for entry in entries:
-                parts.append(_figure_entry(inputs, entry, _CAPTIONS["sweeps"]))
-            parts.append(_sweep_table(sweep, [level["label"] for level in sweep["levels"]]))
-    return "\n".join(parts)
+                blocks.append(_figure_entry(inputs, entry, _CAPTIONS["sweeps"]))
+            blocks.append(_sweep_table(sweep, [level["label"] for level in sweep["levels"]]))
+    return blocks
 
 
-def _sweep_table(sweep: dict[str, Any], levels: Sequence[str]) -> str:
+def _sweep_table(sweep: dict[str, Any], levels: Sequence[str]) -> dict[str, Any]:
     """MAPE and bias per level (columns) and method (rows)."""
-    header = "".join(f"<th>{_e(level)}</th>" for level in levels)
-    rows = "".join(
-        f"<tr><th>{_e(method_title(method))}</th>"
-        + "".join(
-            f"<td>{_fmt(h.get('mape_pct'), '.1f')} % / {_fmt(h.get('bias_pct'), '+.1f')} %</td>"
-            for h in values
+    rows = [
+        _row(
+            method_title(method),
+            [
+                f"{_fmt(h.get('mape_pct'), '.1f')} % / {_fmt(h.get('bias_pct'), '+.1f')} %"
+                for h in values
+            ],
         )
-        + "</tr>"
         for method, values in sweep["methods"].items()
-    )
-    return f'<table class="metrics"><tr><th>MAPE / bias</th>{header}</tr>{rows}</table>'
+    ]
+    return _table(rows, ["MAPE / bias", *levels])
 
 
-def _previews_section(previews: Iterable[tuple[str, bytes]]) -> str:
-    items = "".join(
+def training_model(
+    log_path: str | Path | None, provenance: dict[str, Any]
+) -> dict[str, str | None]:
+    """Which DIME model the training curves belong to: ``kind`` "shipped" (the log ships with
+    the package's pretrained model) or "trained" (any other log: a model trained in this
+    study), the ``model`` the DIME estimates name (None if unrecorded) and a ``mismatch``
+    sentence when that model is not the one behind the curves."""
+    shipped_log = log_path is not None and _inside(Path(log_path), PRETRAINED_DIR)
+    dime = (provenance.get("estimates") or {}).get("dime") or {}
+    model = (dime.get("parameters") or {}).get("model")
+    mismatch = None
+    if model is not None and _inside(Path(model), PRETRAINED_DIR) != shipped_log:
+        mismatch = (
+            f"The DIME estimates of this report came from {model}, which is not the model "
+            "these curves belong to."
+        )
+    return {"kind": "shipped" if shipped_log else "trained", "model": model, "mismatch": mismatch}
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
+
+
+def _training_blocks(inputs: ReportInputs) -> list[dict[str, Any]]:
+    assert inputs.training_png is not None
+    info = training_model(inputs.training_log, inputs.metrics["provenance"])
+    if info["kind"] == "shipped":
+        which = (
+            "the shipped pretrained model (dime_pipeline/dime/pretrained), trained before this "
+            "study; its log ships with it"
+        )
+    else:
+        which = "a model trained in this study (dime-pipeline train on its train and val packs)"
+    facts = [
+        {"term": "model", "text": which, "code": False},
+        {"term": "curves from", "text": str(inputs.training_log or "–"), "code": True},
+    ]
+    if info["model"] is not None:
+        facts.append({"term": "DIME estimates used", "text": info["model"], "code": True})
+    blocks: list[dict[str, Any]] = [{"type": "facts", "items": facts}]
+    if info["mismatch"]:
+        blocks.append(_p(info["mismatch"], "warning"))
+    title = "DIME training (shipped model)" if info["kind"] == "shipped" else "DIME training"
+    blocks.append(_figure(inputs.training_png, title, _TRAINING_CAPTION))
+    return blocks
+
+
+def _previews_blocks(previews: Sequence[tuple[str, bytes]]) -> list[dict[str, Any]]:
+    items = [
         _figure(data, name, f"Phantom preview {name}.", css="preview") for name, data in previews
-    )
-    return f'<div class="row">{items}</div>'
+    ]
+    return [{"type": "row", "blocks": items}]
 
 
-def _definitions_section() -> str:
-    items = "".join(f"<dt>{_e(term)}</dt><dd>{_e(text)}</dd>" for term, text in DEFINITIONS)
-    stages = "".join(
-        f"<tr><th>{_e(s)}</th><td>{_e(r)}</td></tr>"
-        for s, r in zip(STAGES, STAGE_READINGS, strict=True)
-    )
-    return (
-        f"<dl>{items}</dl><h3>Fibrosis classes</h3>"
-        "<p>Clinical MRE cut-offs at 60 Hz; &lt; 2.5 kPa (normal) and 2.5–2.9 kPa (normal or "
-        "inflammation) are merged into F0. Intervals are [lower, upper).</p>"
-        f'<table class="metrics">{stages}</table>'
-    )
+def _definitions_blocks(inputs: ReportInputs) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = [{"type": "dl", "items": [list(d) for d in DEFINITIONS]}]
+    if not any(f in STAGED_FAMILIES for f in inputs.metrics["summary"]["families"]):
+        return blocks
+    return [
+        *blocks,
+        _h3("Fibrosis classes (liver family)"),
+        _p(
+            "Clinical MRE cut-offs at 60 Hz; < 2.5 kPa (normal) and 2.5–2.9 kPa (normal or "
+            "inflammation) are merged into F0. Intervals are [lower, upper)."
+        ),
+        _table([_row(s, [r]) for s, r in zip(STAGES, STAGE_READINGS, strict=True)]),
+    ]
 
 
-def _config_section(text: str | None) -> str:
+def _config_blocks(text: str | None) -> list[dict[str, Any]]:
     if text is None:
-        return '<p class="note">No configuration file was given to the report.</p>'
-    return f"<pre>{_e(text)}</pre>"
+        return [_p("No configuration file was given to the report.", "note")]
+    return [{"type": "pre", "text": text}]
 
 
-def _provenance_section(inputs: ReportInputs) -> str:
+def _provenance_blocks(inputs: ReportInputs) -> list[dict[str, Any]]:
     prov = inputs.metrics["provenance"]
     truth = prov["truth"]
+    noise = list(dict.fromkeys(snr_title(str(s)) for s in prov.get("snr_levels", [])))
     rows = [
         ("report created (UTC)", datetime.now(UTC).isoformat(timespec="seconds")),
         ("metrics created (UTC)", prov.get("created_utc")),
@@ -493,13 +728,15 @@ def _provenance_section(inputs: ReportInputs) -> str:
         ("config hash shared by all inputs", prov.get("config_hash_consistent")),
         ("test set", f"{truth['path']} (split {truth.get('split')}, {truth['n_samples']} rows)"),
         ("families", ", ".join(truth.get("families") or [])),
-        ("noise levels", ", ".join(snr_title(s) for s in prov.get("snr_levels", []))),
+        ("noise levels", ", ".join(noise)),
         ("source stores", len(truth.get("sources") or [])),
         ("evaluation parameters", _compact(prov.get("parameters"))),
         ("versions (evaluation)", _compact(prov.get("versions"))),
         ("versions (report)", _compact(versions())),
         ("versions (test set)", _compact(truth.get("versions"))),
     ]
+    if inputs.training_log is not None:
+        rows.append(("training log", str(inputs.training_log)))
     for method, info in prov.get("estimates", {}).items():
         rows.append(
             (
@@ -509,10 +746,11 @@ def _provenance_section(inputs: ReportInputs) -> str:
                 f"parameters {_compact(info.get('parameters'))}",
             )
         )
-    body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(str(v))}</td></tr>" for k, v in rows)
-    sources = "".join(f"<li>{_e(str(s))}</li>" for s in truth.get("sources") or [])
-    listing = f"<details><summary>source stores</summary><ul>{sources}</ul></details>"
-    return f'<table class="prov">{body}</table>{listing if sources else ""}'
+    blocks = [_table([_row(k, [str(v)]) for k, v in rows], css="prov")]
+    sources = [str(s) for s in truth.get("sources") or []]
+    if sources:
+        blocks.append({"type": "details", "summary": "source stores", "items": sources})
+    return blocks
 
 
 # --- pieces -----------------------------------------------------------------------------------
@@ -536,25 +774,13 @@ def _entries(inputs: ReportInputs, kind: str, family: str) -> list[dict[str, Any
     return [e for e in inputs.figures if e.get("kind") == kind and e.get("family") == family]
 
 
-def _figure_entry(inputs: ReportInputs, entry: dict[str, Any], caption: str) -> str:
+def _figure_entry(inputs: ReportInputs, entry: dict[str, Any], caption: str) -> dict[str, Any]:
     path = inputs.figures_dir / entry["path"]
     try:
         data = path.read_bytes()
     except OSError as error:
         raise UserError(f"{path}: figure listed in the manifest is missing ({error})") from None
     return _figure(data, entry.get("title", path.stem), caption)
-
-
-def _figure(data: bytes, alt: str, caption: str, css: str = "") -> str:
-    encoded = base64.b64encode(data).decode("ascii")
-    return (
-        f'<figure class="{css}"><img src="data:image/png;base64,{encoded}" alt="{_e(alt)}">'
-        f"<figcaption><b>{_e(alt)}.</b> {_e(caption)}</figcaption></figure>"
-    )
-
-
-def _cell(text: str, bold: bool) -> str:
-    return f"<td><b>{_e(text)}</b></td>" if bold else f"<td>{_e(text)}</td>"
 
 
 def _finite(value: Any) -> bool:
@@ -571,54 +797,3 @@ def _pct(value: Any) -> float | None:
 
 def _compact(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False) if value is not None else "–"
-
-
-def _e(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
-_STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto;
-  max-width: 1400px; padding: 0 1.5em 3em; color: #222; line-height: 1.4; }
-header { border-bottom: 2px solid #1b9e77; margin-bottom: 1em; }
-nav { position: sticky; top: 0; background: #fff; padding: .5em 0; border-bottom: 1px solid #ddd;
-  font-size: .9em; z-index: 1; }
-nav a, a { color: #1b6e9e; text-decoration: none; }
-h2 { border-bottom: 1px solid #ccc; padding-top: .8em; }
-table.metrics, table.prov { border-collapse: collapse; margin: .6em 0 1em; font-size: .88em; }
-table.metrics th, table.metrics td, table.prov th, table.prov td { border: 1px solid #ddd;
-  padding: .25em .55em; text-align: right; }
-table.metrics tr > th:first-child, table.prov th { text-align: left; background: #f6f6f6; }
-table.metrics tr:first-child th { background: #eef5f2; }
-table.prov td { text-align: left; font-family: ui-monospace, monospace; font-size: .9em;
-  word-break: break-word; }
-tr.ref td, tr.ref th { color: #666; font-style: italic; }
-figure { margin: 1em 0; }
-figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figure.preview { display: inline-block; max-width: 320px; margin-right: 1em; }
-figcaption { font-size: .85em; color: #444; max-width: 1000px; }
-.row { display: flex; flex-wrap: wrap; gap: 1.5em; }
-.note { color: #666; font-size: .9em; }
-.finding { background: #f3faf7; border-left: 4px solid #1b9e77; padding: .4em .8em; }
-pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: .85em; }
-dt { font-weight: 600; margin-top: .5em; }
-dd { margin-left: 1.5em; }
-"""
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>dime-pipeline results</title>
-<style>{style}</style>
-</head>
-<body>
-<header><h1>dime-pipeline results</h1>
-<p>How well each inversion ({methods}) recovers the ground-truth stiffness |G*| of the simulated
-test set, where it fails, and how noise changes it.</p></header>
-<nav>{nav}</nav>
-{body}
-</body>
-</html>
-"""

@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy
 
 from dime_pipeline.datasets import Pack
 from dime_pipeline.errors import UserError
 from dime_pipeline.estimates import Estimates, write_estimates
 from dime_pipeline.inversion.methods import METHODS, inverter
 from dime_pipeline.inversion.result import InversionResult
-from dime_pipeline.packing import package_versions
+from dime_pipeline.packing import PACK_PACKAGES
+from dime_pipeline.progressbar import each
+from dime_pipeline.provenance import package_versions
 from dime_pipeline.textio import check_outputs_spare_inputs
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def invert_pack(
     modulus = np.full(masks.shape, np.nan + 1j * np.nan, np.complex64)
     confidence = np.full(masks.shape, np.nan, np.float32)
     seconds = []
-    for row in range(len(pack)):
+    for row in each(range(len(pack)), f"{method} inversions"):
         start = time.perf_counter()
         try:
             result = invert(
@@ -92,7 +93,7 @@ def invert_pack(
             "split": pack.attrs.get("split"),
             "config_hash": pack.attrs.get("config_hash"),
             "seconds": seconds,
-            "versions": {**package_versions(), "scipy": scipy.__version__},
+            "versions": package_versions(*PACK_PACKAGES, "scipy"),
         },
     )
     try:
