@@ -241,7 +241,7 @@ def test_a_full_disk_during_pack_is_one_line_and_leaves_nothing(tmp_path, tool_e
     sources = tmp_path / "acquired"
     stores = [acquired_store(sources, "homogeneous", seed, None) for seed in range(4)]
     out = tmp_path / "datasets"
-    argv = ["pack", *map(str, stores), "--out-dir", str(out), "--seed", "1"]
+    argv = ["--quiet", "pack", *map(str, stores), "--out-dir", str(out), "--seed", "1"]
     argv += ["--fractions", "0.5", "0.25", "0.25"]
     before = {p: p.stat().st_size for p in sources.rglob("*") if p.is_file()}
     result = subprocess.run(
