@@ -119,6 +119,8 @@ def restore_lost_pinned_inputs():
     """Put back a lost warm-up record, dated to the epoch, in a study that already has solves:
     remade by its rule it would rerun every solve. The restored record says nothing was
     warmed; the solves compile what they need."""
+    if SHARD_SIZE > 1:  # shards read no warm-up record
+        return
     if not Path(WARM_UP_RECORD).exists() and any(Path(s).exists() for s in all_stores()):
         restored = {"restored": "the record was lost; nothing was warmed", "seconds": {}}
         write_text_atomic(WARM_UP_RECORD, json.dumps(restored, indent=2) + "\n")
