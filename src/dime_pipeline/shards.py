@@ -21,11 +21,15 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dime_pipeline.config import PipelineConfig
 from dime_pipeline.errors import UserError
 from dime_pipeline.progressbar import each
 from dime_pipeline.seeding import sample_seed
+
+if TYPE_CHECKING:
+    from dime_pipeline.acquisition import AcquisitionParams
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +77,7 @@ class SamplePaths:
         return folder / self.name / f"snr-{label}.log"
 
 
-def acquisition_params(config: PipelineConfig, level: float | None):  # -> AcquisitionParams
+def acquisition_params(config: PipelineConfig, level: float | None) -> AcquisitionParams:
     """The acquisition of the study at one noise level (what the ``acquire`` rule passes)."""
     from dime_pipeline.acquisition import AcquisitionParams
 

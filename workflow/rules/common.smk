@@ -108,8 +108,13 @@ def shard_resources(samples):
             "runtime": minutes, **given}
 
 
+def study_samples():
+    """Where every sample of the study lives (`shards.SamplePaths`: the one layout)."""
+    return [SamplePaths(family, int(index)) for family, index in sample_ids()]
+
+
 def all_stores():
-    return [f"results/samples/{family}/{index}.zarr" for family, index in sample_ids()]
+    return [str(sample.store) for sample in study_samples()]
 
 
 WARM_UP_RECORD = "results/jit/warm-up.json"
@@ -134,11 +139,7 @@ def snr_labels():
 
 
 def all_acquired():
-    return [
-        f"results/acquired/{family}/{index}/snr-{snr}.zarr"
-        for family, index in sample_ids()
-        for snr in snr_labels()
-    ]
+    return [str(sample.acquired(label)) for sample in study_samples() for label in snr_labels()]
 
 
 def acquire_seed_of(wildcards):
@@ -214,4 +215,8 @@ def figure_folder(kind, patterns, subcategory, labels):
 
 def preview_phantoms():
     """The first phantom of each family: its preview.png goes into the report."""
-    return [f"meshes/{family}/0000" for family, count in SETTINGS.samples.items() if count > 0]
+    return [
+        str(SamplePaths(family, PREVIEW_INDEX).phantom)
+        for family, count in SETTINGS.samples.items()
+        if count > PREVIEW_INDEX
+    ]
