@@ -2,7 +2,7 @@
 stage and sample) against shards, one after the other in this run, on fresh study folders.
 
     python benchmarks/bench_workflow.py [--per-family 8] [--shard-sizes 1 8] [--cores 2]
-        [--out benchmarks/results/workflow.json]
+        [--repeats 3] [--out benchmarks/results/workflow.json]
 
 The study: 8 phantoms per family (homogeneous, heterogeneous, liver), 2D, 80² pixels of 2 mm,
 30-90 Hz, noise-free and SNR 10, the direct solver; the JIT cache is warm (a shared folder,
@@ -15,7 +15,10 @@ wall time per sample, and where the core time (wall × cores) went:
   sampling, writes (the store), acquisition (every noise level, with its writes);
 - start-up: for one-sample jobs the jobs' wall time (Snakemake's benchmark files) minus the
   in-process stages above; for shards what `dime-pipeline shard` records before its first sample;
-- the rest: Snakemake's own scheduling and idle cores.
+- the rest: Snakemake's own start-up and scheduling, and idle cores (a job alone at the end).
+
+With ``--repeats N`` each shard size runs N times (interleaved, so drift hits all sizes alike);
+the run of median wall time is reported, with every run's wall time beside it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -111,6 +115,7 @@ def main() -> None:
     parser.add_argument("--per-family", type=int, default=8)
     parser.add_argument("--shard-sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--out", type=Path, default=RESULTS / "workflow.json")
     args = parser.parse_args()
     samples = args.per_family * len(FAMILIES)
@@ -120,20 +125,28 @@ def main() -> None:
         warm = study_config(1, 1, jit_cache)  # untimed: fills the JIT cache
         warm["samples"] = {"homogeneous": 1}
         run_study(Path(tmp) / "warm", warm, args.cores, "results/samples/summary.json")
-        for size in args.shard_sizes:
-            folder = Path(tmp) / f"shard-{size}"
-            wall = run_study(folder, study_config(args.per_family, size, jit_cache), args.cores)
-            split = stage_split(folder)
+        runs: dict[int, list[tuple[float, dict[str, float]]]] = {}
+        for repeat in range(args.repeats):
+            for size in args.shard_sizes:
+                folder = Path(tmp) / f"shard-{size}-{repeat}"
+                config = study_config(args.per_family, size, jit_cache)
+                wall = run_study(folder, config, args.cores)
+                runs.setdefault(size, []).append((wall, stage_split(folder)))
+                shutil.rmtree(folder)
+        for size, measured in runs.items():
+            wall, split = sorted(measured, key=lambda run: run[0])[len(measured) // 2]
             core_seconds = wall * args.cores
             results[str(size)] = {
                 "wall_seconds": round(wall, 2),
+                "wall_seconds_all_runs": [round(run[0], 2) for run in measured],
                 "wall_seconds_per_sample": round(wall / samples, 3),
                 "solve_share_of_core_time": round(split["solve"] / core_seconds, 4),
                 "core_seconds_by_stage": {k: round(v, 2) for k, v in split.items()},
                 "core_seconds_other": round(core_seconds - sum(split.values()), 2),
             }
             print(
-                f"shard size {size}: {wall:.1f} s, {wall / samples:.2f} s per sample, "
+                f"shard size {size}: {wall:.1f} s (median of {len(measured)}), "
+                f"{wall / samples:.2f} s per sample, "
                 f"{100 * split['solve'] / core_seconds:.1f} % of core time in the solves"
             )
     base, *others = args.shard_sizes

@@ -126,6 +126,12 @@ def test_cli_dimension_choices_and_preview(tmp_path, capsys):
     assert main(["phantom", "liver", "--seed", "4", "--config", str(path), "--out", str(out)]) == 0
     assert (out / "preview.png").stat().st_size > 10_000
     assert read_spec(out).dim == 2  # the config's dim by default
+    # `preview` draws an existing phantom: into its folder is fine, onto its files is not
+    assert main(["preview", str(out), "--out", str(tmp_path / "again.png")]) == 0
+    assert (tmp_path / "again.png").read_bytes() == (out / "preview.png").read_bytes()
+    assert main(["preview", str(out), "--out", str(out / "mesh.msh")]) == 2
+    assert "would overwrite the input" in capsys.readouterr().err
+    assert main(["preview", str(tmp_path), "--out", str(tmp_path / "x.png")]) == 2
     with pytest.raises(SystemExit):
         main(["phantom", "liver", "--seed", "4", "--dim", "4", "--out", str(tmp_path / "q")])
     assert "invalid choice" in capsys.readouterr().err

@@ -43,6 +43,7 @@ EXTRAS = {
 COMMANDS = (
     "config",
     "phantom",
+    "preview",
     "warm-up",
     "simulate",
     "shard",

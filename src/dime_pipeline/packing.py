@@ -25,7 +25,7 @@ from dime_pipeline.errors import UserError
 from dime_pipeline.progressbar import each
 from dime_pipeline.provenance import package_versions
 from dime_pipeline.seeding import generator, sample_seed
-from dime_pipeline.store import read_sample
+from dime_pipeline.store import read_sample, read_sample_header
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +51,16 @@ class StoreInfo:
 
 
 def inspect_store(path: Path) -> StoreInfo:
-    sample = read_sample(path)
-    if sample.measured is None or "acquisition" not in sample.attrs:
+    attrs, shapes = read_sample_header(path)
+    if "measured" not in shapes or "acquisition" not in attrs:
         raise UserError(f"{path}: not an acquired store (run `dime-pipeline acquire` first)")
     return StoreInfo(
         path=Path(path),
-        family=str(sample.attrs["family"]),
-        seed=int(sample.attrs["seed"]),
-        shape=sample.displacement.shape,
-        config_hash=str(sample.attrs["config_hash"]),
-        acquisition_seed=int(sample.attrs["acquisition"]["seed"]),
+        family=str(attrs["family"]),
+        seed=int(attrs["seed"]),
+        shape=shapes["displacement"],
+        config_hash=str(attrs["config_hash"]),
+        acquisition_seed=int(attrs["acquisition"]["seed"]),
     )
 
 
@@ -114,8 +114,8 @@ def pack_stores(
 ) -> dict[str, list[Path]]:
     """Write ``out_dir/{train,val,test}.zarr``; every check runs before anything is written.
 
-    Each store is read twice, checked with all the others and then copied, so memory holds one
-    sample at a time, not a split.
+    Every store's header is checked against all the others before any array is read; then each
+    is read once and copied, so memory holds one sample at a time, not a split.
     """
     check_fractions(fractions)
     if seed < 0:

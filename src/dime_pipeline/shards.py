@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PREVIEW_INDEX = 0  # the report shows each family's first phantom: only it gets a preview.png
+PREVIEW_INDEX = 0  # the report shows each family's first phantom (the workflow's rule `preview`)
 
 
 def snr_label(level: float | None) -> str:
@@ -154,8 +154,7 @@ def _one_sample(config, paths, jit_cache, options, comm, simulate, stages, lock)
     start = time.perf_counter()
     if comm.rank == 0:
         with _logged_to(paths.log("phantom")):
-            preview = paths.index == PREVIEW_INDEX
-            make_phantom(paths.family, seed, config, paths.phantom, preview=preview)
+            make_phantom(paths.family, seed, config, paths.phantom, preview=False)
     comm.barrier()
     _add(stages, "phantom", time.perf_counter() - start)
 

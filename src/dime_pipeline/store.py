@@ -176,7 +176,7 @@ def read_errors(path: Path, what: str) -> Iterator[None]:
         raise UserError(f"{path}: not a readable {what} ({one_line(error)})") from None
 
 
-def member(group: zarr.Group, name: str, complete: bool = False) -> zarr.Array:
+def member(group: zarr.Group | Mapping[str, Any], name: str, complete: bool = False) -> zarr.Array:
     """The array ``name``; a ValueError naming it when it is missing or, with ``complete``, when
     one of its chunk files is."""
     if name not in group:
@@ -204,27 +204,44 @@ def read_sample(path: str | Path) -> Sample:
     dtype and of shapes that agree (:func:`check_sample_schema`), before any array is read."""
     path = Path(path)
     with reading(path, "sample store") as group:
-        attrs = dict(group.attrs)
-        version = attrs.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise UserError(
-                f"{path}: schema_version {version!r} is not supported (this version reads "
-                f"{SCHEMA_VERSION})"
-            )
-        missing = [key for key in REQUIRED_ATTRS if key not in attrs]
-        if missing:
-            raise ValueError(f"attributes {missing} are missing")
-        members = {name: member(group, name, complete=True) for name in ARRAY_NAMES}
-        for name in OPTIONAL_ARRAYS:
-            if name in group or "acquisition" in attrs:  # an acquired store has them all
-                members[name] = member(group, name, complete=True)
-        problem = check_sample_schema(
-            attrs, {name: (array.dtype, array.shape) for name, array in members.items()}
-        )
-        if problem:
-            raise UserError(f"{path}: not a valid sample store ({problem})")
+        attrs, members = _checked_members(path, group)
         arrays = {name: read_array(array) for name, array in members.items()}
         return Sample(**arrays, attrs=attrs)
+
+
+def read_sample_header(path: str | Path) -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
+    """A sample store's attributes and array shapes, with every check of :func:`read_sample`
+    that needs no array data (packing checks thousands of stores before copying any)."""
+    path = Path(path)
+    with reading(path, "sample store") as group:
+        attrs, members = _checked_members(path, group)
+        return attrs, {name: array.shape for name, array in members.items()}
+
+
+def _checked_members(path: Path, group: zarr.Group) -> tuple[dict[str, Any], dict[str, zarr.Array]]:
+    attrs = dict(group.attrs)
+    version = attrs.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise UserError(
+            f"{path}: schema_version {version!r} is not supported (this version reads "
+            f"{SCHEMA_VERSION})"
+        )
+    missing = [key for key in REQUIRED_ATTRS if key not in attrs]
+    if missing:
+        raise ValueError(f"attributes {missing} are missing")
+    with warnings.catch_warnings():  # Snakemake's .snakemake_timestamp is no Zarr node
+        warnings.filterwarnings("ignore", message=".*not recognized as a component")
+        present = dict(group.members())  # one listing, not a lookup per name
+    members = {name: member(present, name, complete=True) for name in ARRAY_NAMES}
+    for name in OPTIONAL_ARRAYS:
+        if name in present or "acquisition" in attrs:  # an acquired store has them all
+            members[name] = member(present, name, complete=True)
+    problem = check_sample_schema(
+        attrs, {name: (array.dtype, array.shape) for name, array in members.items()}
+    )
+    if problem:
+        raise UserError(f"{path}: not a valid sample store ({problem})")
+    return attrs, members
 
 
 # What a sample store's arrays hold: numpy dtype kinds (the writer stores complex128, bool and

@@ -213,10 +213,10 @@ def figure_folder(kind, patterns, subcategory, labels):
     )
 
 
-def preview_phantoms():
-    """The first phantom of each family: its preview.png goes into the report."""
+def preview_images():
+    """The preview of each family's first phantom (rule `preview`), for the report."""
     return [
-        str(SamplePaths(family, PREVIEW_INDEX).phantom)
+        f"results/previews/{family}.png"
         for family, count in SETTINGS.samples.items()
         if count > PREVIEW_INDEX
     ]

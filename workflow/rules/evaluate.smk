@@ -57,7 +57,7 @@ rule report:
         figures=[f"results/figures/{kind}" for kind in FIGURE_KINDS],
         config=RESOLVED_CONFIG,
         training_log=training_log_input(),
-        phantoms=preview_phantoms(),
+        previews=preview_images(),
     output:
         html=report(
             "results/report/index.html", caption="../report/results.rst", category="Report"
@@ -77,9 +77,6 @@ rule report:
             if input.training_log
             else []
         ),
-        previews=lambda wildcards, input: [
-            str(Path(folder) / "preview.png") for folder in input.phantoms
-        ],
         config_hash=SETTINGS.digest(),  # the config it shows is rewritten by `onstart`
     log:
         "results/logs/report.log",
@@ -92,4 +89,4 @@ rule report:
     shell:
         "dime-pipeline report --metrics-dir {params.metrics_dir:q} "
         "--figures-dir {params.figures_dir:q} --config {input.config:q} {params.training:q} "
-        "--previews {params.previews:q} --out {output.html:q} > {log:q} 2>&1"
+        "--previews {input.previews:q} --out {output.html:q} > {log:q} 2>&1"

@@ -13,8 +13,6 @@ if SHARD_SIZE == 1:  # one job per stage and sample; else workflow/rules/shards.
         params:
             seed=seed_of,
             phantom_keys=SETTINGS.digest(PHANTOM_KEYS),
-            # only the phantoms the report shows get a preview.png
-            preview=lambda wc: [] if int(wc.index) == PREVIEW_INDEX else ["--no-preview"],
         log:
             "results/logs/phantom/{family}/{index}.log",
         benchmark:
@@ -24,5 +22,22 @@ if SHARD_SIZE == 1:  # one job per stage and sample; else workflow/rules/shards.
             mem_mb=1000,
             runtime=10,
         shell:
-            "dime-pipeline phantom {wildcards.family:q} --seed {params.seed:q} {params.preview:q} "
+            "dime-pipeline phantom {wildcards.family:q} --seed {params.seed:q} --no-preview "
             "--config {input.config:q} --out {output.phantom:q} > {log:q} 2>&1"
+
+
+rule preview:
+    # only the phantoms the report shows are drawn (rule `preview`, not every phantom job): at
+    # about a second of matplotlib each, previews would cost a 10 000-phantom study hours
+    input:
+        phantom=lambda wc: str(SamplePaths(wc.family, PREVIEW_INDEX).phantom),
+    output:
+        png="results/previews/{family}.png",
+    log:
+        "results/logs/preview/{family}.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "dime-pipeline preview {input.phantom:q} --out {output.png:q} > {log:q} 2>&1"
