@@ -18,27 +18,25 @@ from dime_pipeline.config import validate_config
 from dime_pipeline.errors import UserError
 from dime_pipeline.phantoms import draw_phantom, make_phantom
 from dime_pipeline.phantoms.fields import gaussian_random_field, realize, sample_field
-from dime_pipeline.phantoms.liver import (
-    FIRST_LESION_TAG,
-    HEPATIC,
-    INNER_MARGIN,
-    LIVER,
-    PORTAL,
-    SPLEEN,
-    STAGES,
-    liver_measures,
-    liver_section,
-)
-from dime_pipeline.phantoms.meshing import (
-    boundary_nodes,
+from dime_pipeline.phantoms.geometry import (
     ellipsoid_level,
-    gmsh_session,
     inside_with_margin,
     outline_points,
     outline_radius,
     polygon_contains,
-    region_measures,
 )
+from dime_pipeline.phantoms.liver.anatomy import (
+    FIRST_LESION_TAG,
+    HEPATIC,
+    LIVER,
+    PORTAL,
+    SPLEEN,
+    liver_measures,
+    liver_section,
+)
+from dime_pipeline.phantoms.liver.materials import STAGES
+from dime_pipeline.phantoms.liver.structures import INNER_MARGIN
+from dime_pipeline.phantoms.meshing import boundary_nodes, gmsh_session, region_measures
 from dime_pipeline.phantoms.spec import (
     ABSORBING_TAG,
     DRIVER_TAG,
@@ -186,7 +184,7 @@ def _assert_inclusions_inside_and_apart(spec: PhantomSpec, margin: float) -> Non
 
 
 def _ellipsoid_surface(shape: dict) -> np.ndarray:
-    from dime_pipeline.phantoms.meshing import ellipsoid_points
+    from dime_pipeline.phantoms.geometry import ellipsoid_points
 
     return ellipsoid_points(shape, 100)
 

@@ -12,7 +12,8 @@ from dime_pipeline.cli import main
 from dime_pipeline.config import validate_config
 from dime_pipeline.errors import UserError
 from dime_pipeline.phantoms import make_phantom
-from dime_pipeline.phantoms.homogeneous import draw_homogeneous, shear_wavelength
+from dime_pipeline.phantoms.common import shear_wavelength
+from dime_pipeline.phantoms.homogeneous import draw_homogeneous
 from dime_pipeline.phantoms.spec import (
     ABSORBING_TAG,
     DRIVER_TAG,

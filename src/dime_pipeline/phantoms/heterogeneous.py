@@ -1,10 +1,11 @@
 """Heterogeneous phantoms: a homogeneous-like background with inclusions, or a random field.
 
-The background (outline or ellipsoid, material, driver) is drawn as for ``homogeneous``, with an
-absorbing outer boundary. Then, with odds ``heterogeneous.random_field_probability``, the
-background's G* is multiplied by a smooth random field (no inclusions); otherwise 1-6 inclusions
-(discs/spheres, ellipses/ellipsoids, smooth irregular blobs) are placed without overlap, at least
-``margin_mm`` apart and from the boundary (in 3D with centres within the slice stack).
+The background (outline or ellipsoid, material, driver) is drawn as for ``homogeneous``, from the
+shared blocks in ``common``, with an absorbing outer boundary. Then, with odds
+``heterogeneous.random_field_probability``, the background's G* is multiplied by a smooth random
+field (no inclusions); otherwise 1-6 inclusions (discs/spheres, ellipses/ellipsoids, smooth
+irregular blobs) are placed without overlap, at least ``margin_mm`` apart and from the boundary
+(in 3D with centres within the slice stack).
 Region tags: background 1, inclusion k at k + 1.
 """
 
@@ -13,8 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from dime_pipeline.config import PipelineConfig
-from dime_pipeline.phantoms.fields import draw_modulus_field, realize
-from dime_pipeline.phantoms.homogeneous import (
+from dime_pipeline.phantoms.common import (
     draw_arc_driver,
     draw_ellipsoid,
     draw_outline,
@@ -26,7 +26,8 @@ from dime_pipeline.phantoms.homogeneous import (
     slab_half_height,
     volume_geometry,
 )
-from dime_pipeline.phantoms.meshing import (
+from dime_pipeline.phantoms.fields import draw_modulus_field, realize
+from dime_pipeline.phantoms.geometry import (
     ellipsoid_level,
     inside_with_margin,
     outline_points,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dime_pipeline.phantoms.fields import sample_field
+from dime_pipeline.phantoms.geometry import outline_radius
 from dime_pipeline.phantoms.meshing import locate_labels
 from dime_pipeline.phantoms.spec import MESH_FILE, PhantomSpec
 
@@ -109,8 +110,6 @@ def _draw_labels(ax: Axes, spec: PhantomSpec, labels: np.ndarray, extent: list[f
 
 def _draw_driver_arc(ax: Axes, spec: PhantomSpec) -> None:
     """The driver arc on the outer outline (2D)."""
-    from dime_pipeline.phantoms.meshing import outline_radius
-
     outline = spec.geometry["shapes"][0] if "shapes" in spec.geometry else spec.geometry
     theta = spec.driver.start_angle_rad + np.linspace(0.0, spec.driver.arc_rad, 40)
     radius = outline_radius(outline, theta)
