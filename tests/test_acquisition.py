@@ -11,15 +11,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from dime_pipeline.acquisition import (
-    AcquisitionParams,
-    acquire,
-    first_harmonic,
-    octahedral_shear_strain,
-    phase_images,
-    slab_operator,
-    wrap_phase,
-)
+from dime_pipeline.acquisition import AcquisitionParams, acquire
+from dime_pipeline.acquisition.averaging import slab_operator
+from dime_pipeline.acquisition.encoding import first_harmonic, phase_images, wrap_phase
+from dime_pipeline.acquisition.snr import octahedral_shear_strain
 from dime_pipeline.cli import main
 from dime_pipeline.errors import UserError
 from dime_pipeline.store import Sample, read_sample, write_sample
@@ -424,3 +419,39 @@ def test_cli_missing_store(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and "no sample store" in err[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_workflow_options_read_back_as_the_studys_acquisition():
+    """One mapping from a study config to its acquisition (shards.acquisition_params): the
+    `acquire` rule passes it as options (params_to_argv), which must read back as the same
+    parameters, every field away from its default."""
+    from dime_pipeline.cli import build_parser
+    from dime_pipeline.commands.acquire import params_from_args, params_to_argv
+    from dime_pipeline.config import validate_config
+    from dime_pipeline.shards import acquisition_params, snr_label
+
+    acquisition = {
+        "snr": [None, 12.3456789, 3.0],
+        "snr_definition": "strain",
+        "offsets": 6,
+        "average": 2,
+        "mask_fraction": 0.75,
+        "peak_phase_rad": 0.7,
+        "wrap_rad": 3.141592653589793,
+        "components": "xz",
+        "compressional": 0.31,
+        "bulk": 0.17,
+        "compressional_speed_m_s": 1500.5,
+    }
+    config = validate_config({"acquisition": acquisition})
+    labels = [snr_label(level) for level in config.acquisition.snr]
+    assert labels == ["inf", "12.3456789", "3"]  # exact and distinct
+    for level in config.acquisition.snr:
+        params = acquisition_params(config, level)
+        argv = ["acquire", "in.zarr", "--out", "out.zarr", "--seed", "1", *params_to_argv(params)]
+        assert params_from_args(build_parser().parse_args(argv)) == params
+    explicit = AcquisitionParams(slices=3, slice_thickness_m=5e-3, encoding_rad_per_m=2.5e5)
+    argv = ["acquire", "a", "--out", "b", "--seed", "1", *params_to_argv(explicit)]
+    back = params_from_args(build_parser().parse_args(argv))
+    assert back.slice_thickness_m == pytest.approx(5e-3, rel=1e-15)
+    assert back.encoding_rad_per_m == pytest.approx(2.5e5, rel=1e-15)

@@ -8,7 +8,7 @@ import platform
 import numpy as np
 import pytest
 
-from dime_pipeline import acquisition
+from dime_pipeline.acquisition import encoding
 from dime_pipeline.inversion.harmonic import first_harmonic, wave_images
 from dime_pipeline.provenance import package_versions
 
@@ -22,10 +22,10 @@ def field() -> np.ndarray:
 
 @pytest.mark.parametrize("n", [3, 4, 5, 8])
 def test_acquisition_uses_the_shared_routine_bit_for_bit(field, n):
-    images = acquisition.phase_images(field, 2.5e5, n)
+    images = encoding.phase_images(field, 2.5e5, n)
     np.testing.assert_array_equal(images, np.moveaxis(wave_images(2.5e5 * field, n), -1, 0))
     expected = first_harmonic(images, axis=0, encoding=2.5e5)
-    np.testing.assert_array_equal(acquisition.first_harmonic(images, 2.5e5), expected)
+    np.testing.assert_array_equal(encoding.first_harmonic(images, 2.5e5), expected)
     np.testing.assert_allclose(expected, field, rtol=0, atol=1e-13)
 
 

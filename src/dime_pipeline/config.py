@@ -38,11 +38,25 @@ PHANTOM_KEYS = (
     "materials",
     "domain",
     "driver",
+    "boundary",
     "heterogeneous",
     "liver",
     "mesh",
 )
 FAMILIES = ("homogeneous", "heterogeneous", "liver")  # families with a working generator
+# Keys added after studies were made with this package: left out of a config's digest while at
+# their default (which changes nothing those studies computed), so their hashes, and the files
+# that record them, stay the same.
+LATER_KEYS = (
+    ("driver", "count"),
+    ("driver", "relative_amplitude"),
+    ("driver", "whole_outline"),
+    ("driver", "directions"),
+    ("boundary",),
+    ("acquisition", "compressional"),
+    ("acquisition", "bulk"),
+    ("acquisition", "compressional_speed_m_s"),
+)
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "config.yaml"
 
 
@@ -144,18 +158,91 @@ class DomainConfig(_Strict):
     roughness: float = Field(0.08, ge=0, le=0.2, description="relative amplitude of shape modes")
 
 
-class DriverConfig(_Strict):
-    """The pneumatic driver: a prescribed harmonic displacement on a random boundary arc."""
-
-    amplitude_um: float = Field(20.0, gt=0)
-    arc_deg: Range = Range(min=30.0, max=90.0)
-
-
 class IntRange(_Ordered):
     """A closed integer interval [min, max], drawn uniformly per sample."""
 
     min: NonNegativeInt
     max: NonNegativeInt
+
+
+# Driver direction kinds (their meaning: phantoms.spec) and outer boundary kinds.
+DIRECTION_KINDS = ("random", "normal", "tangential", "through_plane")
+MAX_DRIVERS = 6  # drivers per phantom: more crowd the outline and slow the meshing
+BOUNDARY_KINDS = ("absorbing", "free", "mixed")
+
+
+def _odds(value: dict[str, float], name: str) -> None:
+    if any(odds < 0 for odds in value.values()) or not sum(value.values()) > 0:
+        raise ValueError(f"{name}: odds must be >= 0 with a positive sum")
+
+
+class DriverConfig(_Strict):
+    """The drivers: prescribed harmonic displacements on patches of the outer boundary (arcs of
+    the 2D outline, discs of the 3D surface). The first driver of every phantom is placed by its
+    family (the liver's over the liver, anteriorly); the wave-field keys below add variety
+    (``phantoms.waves``), all off by default so that default phantoms keep their bytes."""
+
+    amplitude_um: float = Field(20.0, gt=0)
+    arc_deg: Range = Range(min=30.0, max=90.0)
+    count: IntRange = Field(
+        IntRange(min=1, max=1), description="drivers per phantom (the extra ones anywhere)"
+    )
+    relative_amplitude: Range = Field(
+        Range(min=0.5, max=1.0), description="extra drivers' amplitude / the first one's"
+    )
+    whole_outline: float = Field(
+        0.0, ge=0, le=1, description="probability that one driver covers the whole outline"
+    )
+    directions: dict[Literal[DIRECTION_KINDS], float] = Field(
+        default_factory=lambda: {"random": 1.0},
+        description="odds of each direction kind (random, normal, tangential, through_plane)",
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> Self:
+        if self.count.min < 1 or self.count.max > MAX_DRIVERS:
+            raise ValueError(f"count: between 1 and {MAX_DRIVERS} drivers")
+        if self.relative_amplitude.min <= 0 or self.arc_deg.min <= 0 or self.arc_deg.max >= 360:
+            raise ValueError("relative_amplitude and arc_deg must be > 0 (arc_deg < 360)")
+        _odds(self.directions, "directions")
+        return self
+
+    @property
+    def varied(self) -> bool:
+        """Whether any wave-field option is on (off: phantoms exactly as the first release)."""
+        return self.count.max > 1 or self.whole_outline > 0 or set(self.directions) != {"random"}
+
+
+class BoundaryConfig(_Strict):
+    """The outer boundary outside the drivers: absorbing (an unbounded medium), traction-free
+    (reflecting, as skin against air) or mixed (traction-free on ``free_arcs`` random arcs of
+    ``free_arc_deg`` each, 3D: patches; absorbing elsewhere), drawn per phantom from the odds.
+    The liver keeps its anatomical traction-free skin unless ``liver_odds`` say otherwise."""
+
+    odds: dict[Literal[BOUNDARY_KINDS], float] = Field(
+        default_factory=lambda: {"absorbing": 1.0},
+        description="homogeneous and heterogeneous phantoms: odds of absorbing, free, mixed",
+    )
+    liver_odds: dict[Literal[BOUNDARY_KINDS], float] = Field(
+        default_factory=lambda: {"free": 1.0}, description="the liver's odds (anatomy: free)"
+    )
+    free_arcs: IntRange = IntRange(min=1, max=2)
+    free_arc_deg: Range = Range(min=45.0, max=120.0)
+
+    @model_validator(mode="after")
+    def _valid(self) -> Self:
+        _odds(self.odds, "odds")
+        _odds(self.liver_odds, "liver_odds")
+        if self.free_arcs.min < 1 or self.free_arc_deg.min <= 0 or self.free_arc_deg.max >= 360:
+            raise ValueError("free_arcs >= 1 and 0 < free_arc_deg < 360")
+        return self
+
+    def family_odds(self, family: str) -> dict[str, float]:
+        return self.liver_odds if family == "liver" else self.odds
+
+    def varied(self, family: str) -> bool:
+        default = "free" if family == "liver" else "absorbing"
+        return {k for k, v in self.family_odds(family).items() if v > 0} != {default}
 
 
 def _positive_range(value: Range, name: str) -> None:
@@ -352,6 +439,8 @@ class MeshConfig(_Strict):
 # round-off (1e308 divided by zero), so such a level is the noise-free one (null).
 MAX_OFFSETS = 64
 MAX_SNR = 1e6
+MAX_CONTAMINATION = 100.0  # relative amplitude: beyond it the shear field is lost in rounding
+DEFAULT_COMPRESSIONAL_SPEED_M_S = 1540.0  # soft tissue, as water
 
 
 class AcquisitionConfig(_Strict):
@@ -368,6 +457,18 @@ class AcquisitionConfig(_Strict):
     peak_phase_rad: float = Field(1.0, gt=0, description="peak |U| in the mask -> this phase")
     wrap_rad: float | None = Field(None, gt=0, description="wrap phase images into (-V, V]")
     components: str = Field("xyz", description="acquired components, distinct letters of xyz")
+    compressional: float = Field(
+        0.0,
+        ge=0,
+        le=MAX_CONTAMINATION,
+        description="compressional plane waves' RMS relative to the shear field's (0 = none)",
+    )
+    bulk: float = Field(
+        0.0, ge=0, le=MAX_CONTAMINATION, description="rigid bulk motion's relative RMS (0 = none)"
+    )
+    compressional_speed_m_s: float = Field(
+        DEFAULT_COMPRESSIONAL_SPEED_M_S, gt=0, description="speed of the compressional waves"
+    )
 
     @model_validator(mode="after")
     def _offsets(self) -> Self:
@@ -491,6 +592,7 @@ class PipelineConfig(_Strict):
     materials: MaterialConfig = MaterialConfig()
     domain: DomainConfig = DomainConfig()
     driver: DriverConfig = DriverConfig()
+    boundary: BoundaryConfig = BoundaryConfig()
     heterogeneous: HeterogeneousConfig = HeterogeneousConfig()
     liver: LiverConfig = LiverConfig()
     mesh: MeshConfig = MeshConfig()
@@ -510,6 +612,14 @@ class PipelineConfig(_Strict):
         """A short hash of the canonical JSON of this config (the store's ``config_hash``), or
         of the top-level ``keys`` only."""
         values = self.model_dump(mode="json", exclude={"workflow"})
+        defaults = PipelineConfig().model_dump(mode="json")
+        for path in LATER_KEYS:  # at their defaults they change nothing: studies keep their hash
+            *parents, last = path
+            here, default = values, defaults
+            for key in parents:
+                here, default = here[key], default[key]
+            if here[last] == default[last]:
+                del here[last]
         if keys is not None:
             values = {key: values[key] for key in keys}
         canonical = json.dumps(values, sort_keys=True)
@@ -600,19 +710,19 @@ def _domain_depth(config: PipelineConfig, family: str, voxel: float) -> float:
     grid = config.grid
     slab = 0.5 * ((grid.slices - 1) * grid.slice_spacing_m + grid.slice_thickness_m)
     edge = min(grid.shape) * voxel
-    if family == "liver":  # a slab of the body around the liver (liver._draw_body_and_liver)
+    if family == "liver":  # a slab of the body around the liver (liver.anatomy.draw_body_and_liver)
         body = config.liver.body
         scale = body.fov_fill.max * edge / min(body.width_mm.min, body.depth_mm.min) * 1e3
         margin = max(1e-3 * scale * body.slab_margin_mm, 2 * voxel)
         reach = 0.5e-3 * scale * config.liver.height_mm.max + margin
         return 2 * max(reach, slab + voxel)
     radius = edge * config.domain.radius_fraction.max * (1 + config.domain.roughness)
-    return 2 * max(radius, slab + 2 * voxel)  # an ellipsoid (homogeneous.draw_ellipsoid)
+    return 2 * max(radius, slab + 2 * voxel)  # an ellipsoid (common.draw_ellipsoid)
 
 
 def mesh_estimate(config: PipelineConfig) -> tuple[float, float, bool]:
     """(cells, mesh size h in m, whether the wavelength sets h) of the finest mesh of the
-    study's bulk tissue, set as ``phantoms.homogeneous.mesh_size`` sets it: h = min(shortest
+    study's bulk tissue, set as ``phantoms.common.mesh_size`` sets it: h = min(shortest
     shear wavelength / elements_per_wavelength, max_size_voxels voxels), the wavelength
     sqrt(|G*| / density) / the highest frequency, cells = CELLS_PER_H_CUBE x the field of view's
     area (3D: times the domain's depth) / h^dim. The largest over the families drawn."""

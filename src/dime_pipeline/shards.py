@@ -37,8 +37,13 @@ PREVIEW_INDEX = 0  # the report shows each family's first phantom (the workflow'
 
 
 def snr_label(level: float | None) -> str:
-    """The path label of a noise level: ``inf`` for noise-free, else the SNR (``10``, ``2.5``)."""
-    return "inf" if level is None else f"{level:g}"
+    """The path label of a noise level: ``inf`` for noise-free, else the SNR (``10``, ``2.5``),
+    written so that it reads back as the very level (``12.3456789``, not ``12.3457``): two
+    levels never share a label."""
+    if level is None:
+        return "inf"
+    short = f"{level:g}"
+    return short if float(short) == level else repr(level)
 
 
 def acquire_seed(root_seed: int, family: str, label: str, index: int) -> int:
@@ -92,6 +97,9 @@ def acquisition_params(config: PipelineConfig, level: float | None) -> Acquisiti
         snr_definition="strain" if strain and level is not None else "amplitude",
         wrap_rad=a.wrap_rad,
         components=a.components,
+        compressional=a.compressional,
+        bulk=a.bulk,
+        compressional_speed_m_s=a.compressional_speed_m_s,
     )
 
 

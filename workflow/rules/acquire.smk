@@ -10,8 +10,7 @@ if SHARD_SIZE == 1:  # one job per stage and sample; else workflow/rules/shards.
             store=directory("results/acquired/{family}/{index}/snr-{snr}.zarr"),
         params:
             seed=acquire_seed_of,
-            noise=noise_option,
-            options=acquire_options(),
+            options=acquire_arguments,
         log:
             "results/logs/acquire/{family}/{index}/snr-{snr}.log",
         benchmark:
@@ -22,7 +21,7 @@ if SHARD_SIZE == 1:  # one job per stage and sample; else workflow/rules/shards.
             runtime=5,
         shell:
             "dime-pipeline acquire {input.store:q} --out {output.store:q} --seed {params.seed:q} "
-            "{params.noise:q} {params.options:q} > {log:q} 2>&1"
+            "{params.options:q} > {log:q} 2>&1"
 
 
 rule pack:

@@ -8,7 +8,14 @@ import dime_pipeline
 from dime_pipeline.config import FAMILIES, PHANTOM_KEYS, dump_config, validate_config
 from dime_pipeline.errors import UserError
 from dime_pipeline.seeding import sample_seed
-from dime_pipeline.shards import PREVIEW_INDEX, SamplePaths, acquire_seed, snr_label
+from dime_pipeline.commands.acquire import params_to_argv
+from dime_pipeline.shards import (
+    PREVIEW_INDEX,
+    SamplePaths,
+    acquire_seed,
+    acquisition_params,
+    snr_label,
+)
 from dime_pipeline.textio import write_text_atomic
 
 # Jobs find `dime-pipeline` (and mpiexec) on the PATH. Put the bin folder of the Python running
@@ -150,24 +157,11 @@ def acquire_seed_of(wildcards):
 # no config value is ever read by the shell, whatever characters it holds.
 
 
-def noise_option(wildcards):
-    if wildcards.snr == "inf":
-        return []
-    flag = "--snr" if SETTINGS.acquisition.snr_definition == "amplitude" else "--strain-snr"
-    return [flag, wildcards.snr]
-
-
-def acquire_options():
-    a = SETTINGS.acquisition
-    options = {
-        "--offsets": a.offsets,
-        "--average": a.average,
-        "--mask-fraction": a.mask_fraction,
-        "--components": a.components,
-        "--peak-phase-rad": a.peak_phase_rad,
-        "--wrap-rad": a.wrap_rad,
-    }
-    return [str(w) for flag, value in options.items() if value is not None for w in (flag, value)]
+def acquire_arguments(wildcards):
+    """The `acquire` options of one noise level: those of the study's one acquisition mapping
+    (shards.acquisition_params, which the shards use too), written back as options."""
+    levels = {snr_label(level): level for level in SETTINGS.acquisition.snr}
+    return params_to_argv(acquisition_params(SETTINGS, levels[wildcards.snr]))
 
 
 def pack_fractions():

@@ -66,6 +66,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--components", help="components to acquire, e.g. xyz or z (default: all stored)"
     )
+    parser.add_argument(
+        "--compressional",
+        type=float,
+        default=0.0,
+        metavar="A",
+        help="add compressional plane waves of RMS A × the shear field's (default 0: none)",
+    )
+    parser.add_argument(
+        "--bulk",
+        type=float,
+        default=0.0,
+        metavar="A",
+        help="add rigid bulk motion of RMS A × the shear field's (default 0: none)",
+    )
+    parser.add_argument(
+        "--compressional-speed",
+        type=float,
+        metavar="M_PER_S",
+        help="speed of the compressional waves (default 1540, soft tissue)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -81,6 +101,7 @@ def params_from_args(args: argparse.Namespace) -> AcquisitionParams:
         raise UserError(f"SNR must be > 0 (got {requested})")
     thickness = args.slice_thickness_mm
     encoding = args.encoding_rad_per_um
+    speed = args.compressional_speed
     return AcquisitionParams(
         average=args.average,
         mask_fraction=args.mask_fraction,
@@ -93,7 +114,41 @@ def params_from_args(args: argparse.Namespace) -> AcquisitionParams:
         snr_definition="strain" if args.strain_snr is not None else "amplitude",
         wrap_rad=args.wrap_rad,
         components=args.components,
+        compressional=args.compressional,
+        bulk=args.bulk,
+        **({} if speed is None else {"compressional_speed_m_s": speed}),
     )
+
+
+def params_to_argv(params: AcquisitionParams) -> list[str]:
+    """The options that :func:`params_from_args` turns back into ``params`` (the workflow's
+    `acquire` rule passes these, so a study's one-sample jobs and its shards, which call
+    ``acquire`` directly, acquire alike). Floats are written with ``repr``: they read back
+    exactly, save the mm and µm options' unit conversions."""
+    snr_flag = "--strain-snr" if params.snr_definition == "strain" else "--snr"
+    mm = None if params.slice_thickness_m is None else params.slice_thickness_m * 1e3
+    per_um = None if params.encoding_rad_per_m is None else params.encoding_rad_per_m * 1e-6
+    options = {
+        "--average": params.average,
+        "--mask-fraction": params.mask_fraction,
+        "--slices": params.slices,
+        "--slice-thickness-mm": mm,
+        "--offsets": params.offsets,
+        "--peak-phase-rad": params.peak_phase_rad,
+        "--encoding-rad-per-um": per_um,
+        snr_flag: params.snr,
+        "--wrap-rad": params.wrap_rad,
+        "--components": params.components,
+        "--compressional": params.compressional,
+        "--bulk": params.bulk,
+        "--compressional-speed": params.compressional_speed_m_s,
+    }
+    return [
+        word
+        for flag, value in options.items()
+        if value is not None
+        for word in (flag, repr(value) if isinstance(value, float) else str(value))
+    ]
 
 
 def run(args: argparse.Namespace) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from dime_pipeline.config import DIRECTION_KINDS
 from dime_pipeline.errors import UserError
 
 SPEC_FILE = "phantom.json"
@@ -24,10 +25,25 @@ PREVIEW_FILE = "preview.png"
 SPEC_VERSION = 1
 
 # Facet tags of the gmsh physical groups (dimension dim - 1).
-DRIVER_TAG = 1  # prescribed displacement amplitude_m * direction
+DRIVER_TAG = 1  # prescribed displacement amplitude_m * direction (the first driver)
 ABSORBING_TAG = 2  # first-order absorbing: emulates an unbounded medium (or a truncated body)
 FREE_TAG = 3  # traction-free: skin against air
+EXTRA_DRIVER_TAG = 10  # driver k >= 1 is tagged EXTRA_DRIVER_TAG + k, named "driver_k"
 BOUNDARY_NAMES = {DRIVER_TAG: "driver", ABSORBING_TAG: "absorbing", FREE_TAG: "free"}
+FULL_TURN = 2 * np.pi
+
+# What a driver's direction is (``Driver.direction_kind``, one of config.DIRECTION_KINDS):
+# "random", uniform on the sphere (in-plane and through-plane motion in random proportions; the
+# first release's only kind); "normal" and "tangential" to the outline at the patch centre (in
+# plane); "through_plane", along z. On a driver covering the whole outline, "normal" and
+# "tangential" follow the outline (radial pulsation, torsion about the centre) instead of being
+# one vector.
+
+# The wave pattern of a phantom (``wave_pattern``), most specific first: one driver covering the
+# whole outline (waves converge on the centre); several drivers (interference); one driver with
+# traction-free (reflecting) outer boundary, everywhere or on some arcs (standing waves); one
+# driver with an absorbing rest (waves travel out, as in an unbounded medium).
+WAVE_PATTERNS = ("converging", "multi_driver", "reflecting", "absorbing")
 
 
 @dataclass(frozen=True)
@@ -64,6 +80,18 @@ class Driver:
     axis: tuple[float, float, float] | None = None
     radius_m: float | None = None
     depth_m: float | None = None
+    # Added with wave-field variety; left out of phantom.json at these defaults (older files).
+    phase_rad: float = 0.0  # the driver moves as amplitude_m e^{i phase} (relative timing)
+    direction_kind: str = "random"  # DIRECTION_KINDS
+
+    @property
+    def whole_outline(self) -> bool:
+        """The driver covers the whole outer boundary (2D outline or 3D surface)."""
+        return self.arc_rad >= FULL_TURN - 1e-12
+
+    @property
+    def complex_amplitude(self) -> complex:
+        return self.amplitude_m * complex(np.exp(1j * self.phase_rad))
 
 
 @dataclass(frozen=True)
@@ -149,10 +177,31 @@ class PhantomSpec:
     modulus_field: ModulusField | None = None
     # Facet physical groups present in the mesh, name -> tag (see the *_TAG constants).
     boundary_tags: dict[str, int] = field(default_factory=_default_boundaries)
+    # Drivers after the first (tagged EXTRA_DRIVER_TAG + k); left out of phantom.json if none.
+    extra_drivers: tuple[Driver, ...] = ()
 
     @property
     def angular_frequency(self) -> float:
         return 2.0 * np.pi * self.frequency_hz
+
+    @property
+    def drivers(self) -> tuple[Driver, ...]:
+        return (self.driver, *self.extra_drivers)
+
+    def driver_tag(self, k: int) -> int:
+        return DRIVER_TAG if k == 0 else EXTRA_DRIVER_TAG + k
+
+    @property
+    def wave_pattern(self) -> str:
+        """The phantom's wave pattern (one of ``WAVE_PATTERNS``)."""
+        if any(driver.whole_outline for driver in self.drivers):
+            return "converging"
+        if len(self.drivers) > 1:
+            return "multi_driver"
+        boundary = self.geometry.get("boundary", {"rest": "absorbing"})
+        if boundary["rest"] == "free" or boundary.get("free_arcs") or boundary.get("free_patches"):
+            return "reflecting"
+        return "absorbing"
 
     def region(self, name: str) -> Region:
         """The region called ``name`` (KeyError if absent)."""
@@ -163,6 +212,12 @@ class PhantomSpec:
 
     def to_json(self) -> str:
         document = {"spec_version": SPEC_VERSION, **asdict(self)}
+        if not self.extra_drivers:
+            del document["extra_drivers"]
+        for driver in (document["driver"], *document.get("extra_drivers", ())):
+            for name, default in _LATER_DRIVER_FIELDS.items():
+                if driver[name] == default:
+                    del driver[name]  # phantoms without the later options keep their bytes
         return json.dumps(document, indent=2, sort_keys=True, allow_nan=False)
 
     @classmethod
@@ -171,7 +226,8 @@ class PhantomSpec:
         if raw.pop("spec_version", None) != SPEC_VERSION:
             raise ValueError(f"unsupported spec_version (this version reads {SPEC_VERSION})")
         raw["regions"] = tuple(Region(**region) for region in raw["regions"])
-        raw["driver"] = Driver(**_tuples(raw["driver"], "direction", "centre_m", "axis"))
+        raw["driver"] = _driver(raw["driver"])
+        raw["extra_drivers"] = tuple(_driver(d) for d in raw.get("extra_drivers", ()))
         raw["grid"] = Grid(**_tuples(raw["grid"], "shape", "origin_m"))
         if raw.get("modulus_field") is not None:
             names = ("origin_m", "spacing_m", "region_tags", "shape")
@@ -181,6 +237,16 @@ class PhantomSpec:
             if not getattr(spec, name) > 0:
                 raise ValueError(f"{name} must be > 0 (got {getattr(spec, name)})")
         return spec
+
+
+_LATER_DRIVER_FIELDS = {"phase_rad": 0.0, "direction_kind": "random"}
+
+
+def _driver(raw: dict[str, Any]) -> Driver:
+    driver = Driver(**_tuples(raw, "direction", "centre_m", "axis"))
+    if driver.direction_kind not in DIRECTION_KINDS:
+        raise ValueError(f"direction_kind {driver.direction_kind!r}: not in {DIRECTION_KINDS}")
+    return driver
 
 
 def _no_constant(name: str) -> None:
