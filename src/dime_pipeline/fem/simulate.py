@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -94,36 +95,77 @@ def _solve_fields(
     jit_options: dict,
 ) -> dict[str, Solution]:
     """The harmonic displacement fields of the phantom, by problem name."""
-    amplitude, direction = spec.driver.amplitude_m, np.asarray(spec.driver.direction)
     omega = spec.angular_frequency
     dim = spec.dim
-
     # Untagged and "free" facets are traction-free (skin against air); "absorbing" emulates an
     # unbounded medium.
     absorbing = [spec.boundary_tags[name] for name in ("absorbing",) if name in spec.boundary_tags]
+    motions = driver_motions(spec)
 
-    def boundary(value: complex | np.ndarray) -> Boundary:
-        return Boundary(prescribed={spec.boundary_tags["driver"]: value}, absorbing=absorbing)
+    def boundary(components: slice | int) -> Boundary:
+        return Boundary(
+            prescribed={tag: _part(motion, components) for tag, motion in motions.items()},
+            absorbing=absorbing,
+        )
 
     elastic = solve_elastic(
-        medium,
-        omega,
-        facet_tags,
-        boundary(amplitude * direction[:dim]),
-        options=options,
-        jit_options=jit_options,
+        medium, omega, facet_tags, boundary(slice(0, dim)), options=options, jit_options=jit_options
     )
     if dim == 3:
         return {"elastic": elastic}
     antiplane = solve_antiplane(
-        medium,
-        omega,
-        facet_tags,
-        boundary(amplitude * direction[2]),
-        options=options,
-        jit_options=jit_options,
+        medium, omega, facet_tags, boundary(2), options=options, jit_options=jit_options
     )
     return {"plane_strain": elastic, "antiplane": antiplane}
+
+
+Motion = np.ndarray | Callable[[np.ndarray], np.ndarray]
+
+
+def driver_motions(spec: PhantomSpec) -> dict[int, Motion]:
+    """The prescribed displacement (x, y, z) of each driver, by facet tag: a constant vector
+    (a rigid piston), or, for a whole-outline driver pushing along the outline's normal or
+    tangent, a function of position (x of shape (3, N) -> (3, N)) about the phantom's centre."""
+    centre = np.zeros(3)
+    given = spec.geometry.get("centre_m", [0.0, 0.0])
+    centre[: len(given)] = given
+    motions: dict[int, Motion] = {}
+    for k, driver in enumerate(spec.drivers):
+        amplitude = driver.complex_amplitude
+        if driver.whole_outline and driver.direction_kind in ("normal", "tangential"):
+            motions[spec.driver_tag(k)] = _outline_motion(
+                amplitude, driver.direction_kind, centre, spec.dim
+            )
+        else:
+            motions[spec.driver_tag(k)] = amplitude * np.asarray(driver.direction)
+    return motions
+
+
+def _outline_motion(
+    amplitude: complex, kind: str, centre: np.ndarray, dim: int
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Inward radial pulsation ("normal") or torsion about z ("tangential") of a whole outline
+    (2D; 3D radial from the centre, torsion about the vertical axis through it)."""
+
+    def motion(x: np.ndarray) -> np.ndarray:
+        offset = x - centre[:, None]
+        if dim == 2:
+            offset[2] = 0.0
+        if kind == "tangential":
+            offset = np.stack([-offset[1], offset[0], np.zeros_like(offset[0])])
+        else:
+            offset = -offset
+        length = np.maximum(np.linalg.norm(offset, axis=0), 1e-300)
+        return amplitude * offset / length
+
+    return motion
+
+
+def _part(motion: Motion, components: slice | int) -> Motion:
+    """The components of a driver's motion one problem solves for."""
+    if callable(motion):
+        return lambda x: motion(x)[components]
+    return motion[components]
 
 
 def _sample(
@@ -220,7 +262,8 @@ def _solver_facts(
         if options.kind == "direct"
         else None,
         "restart": options.restart if options.kind == "iterative" else None,
-        "boundary": "first-order absorbing (Lysmer-Kuhlemeyer) on the outer boundary",
+        "boundary": "first-order absorbing (Lysmer-Kuhlemeyer) where the outer boundary is "
+        "absorbing; traction-free where it is free; drivers prescribed",
     }
 
 
@@ -251,7 +294,10 @@ def _assemble_sample(
         "units": {"displacement": "m", "modulus": "Pa"},
         "convention": "u(x,t) = Re{U(x) exp(i omega t)}; G* = G' + i G''",
         "regions": [region.__dict__ for region in spec.regions],
-        "driver": spec.driver.__dict__,
+        "driver": spec.driver.__dict__,  # the first; every one under "drivers"
+        "drivers": [driver.__dict__ for driver in spec.drivers],
+        "wave_pattern": spec.wave_pattern,
+        "boundary": _boundary_facts(spec),
         "solver": solver_facts,
     }
     return Sample(
@@ -261,6 +307,17 @@ def _assemble_sample(
         labels=labels.reshape(shape).astype(np.int16),
         attrs=attrs,
     )
+
+
+def _boundary_facts(spec: PhantomSpec) -> dict:
+    """The outer boundary's kinds: the facet groups and where the free parts lie."""
+    boundary = spec.geometry.get("boundary", {"rest": "absorbing"})
+    return {
+        "facet_tags": dict(spec.boundary_tags),
+        "rest": None if spec.driver.whole_outline else boundary["rest"],
+        "free_arcs": boundary.get("free_arcs", []),
+        "free_patches": boundary.get("free_patches", []),
+    }
 
 
 def _median_density(spec: PhantomSpec, tissue_labels: np.ndarray) -> float:

@@ -15,6 +15,7 @@ from dime_pipeline.phantoms.heterogeneous import draw_heterogeneous
 from dime_pipeline.phantoms.homogeneous import draw_homogeneous
 from dime_pipeline.phantoms.liver import draw_liver
 from dime_pipeline.phantoms.spec import MESH_FILE, PREVIEW_FILE, SPEC_FILE, PhantomSpec
+from dime_pipeline.phantoms.waves import vary_wave_field
 from dime_pipeline.seeding import generator, sample_seed
 from dime_pipeline.store import atomic_directory
 
@@ -38,13 +39,13 @@ def draw_phantom(
         config = config.model_validate({**config.model_dump(), "dim": dim})
     sizes = config.grid.voxel_size_range_mm
     if sizes is None:
-        return GENERATORS[family](config, seed)
+        return vary_wave_field(GENERATORS[family](config, seed), config)
     # A voxel-size sweep: this sample's voxel edge comes from its own stream, so the phantom's
     # other draws are those of a fixed-size study; the spec keeps the study's config hash.
     voxel_mm = generator(sample_seed(seed, "voxel-size", 0)).uniform(sizes.min, sizes.max)
     raw = config.model_dump()
     raw["grid"] = {**raw["grid"], "voxel_size_mm": voxel_mm, "voxel_size_range_mm": None}
-    spec = GENERATORS[family](config.model_validate(raw), seed)
+    spec = vary_wave_field(GENERATORS[family](config.model_validate(raw), seed), config)
     return dataclasses.replace(spec, config_hash=config.digest())
 
 

@@ -204,6 +204,21 @@ def draw_patch_driver(config: PipelineConfig, rng: np.random.Generator, domain: 
     azimuth = rng.uniform(0, 2 * np.pi)
     elevation = rng.uniform(-DRIVER_ELEVATION_RAD, DRIVER_ELEVATION_RAD)
     arc = np.deg2rad(rng.uniform(config.driver.arc_deg.min, config.driver.arc_deg.max))
+    return ellipsoid_patch(
+        domain, azimuth, elevation, arc, config.driver.amplitude_um * 1e-6, random_direction(rng)
+    )
+
+
+def ellipsoid_patch(
+    domain: dict,
+    azimuth: float,
+    elevation: float,
+    arc: float,
+    amplitude: float,
+    direction: tuple[float, float, float],
+) -> Driver:
+    """The disc of the ellipsoid's surface seen under angle ``arc`` from its centre, around the
+    ray at (azimuth, elevation); cut out by a cylinder along the surface normal."""
     ray = np.array(
         [
             np.cos(elevation) * np.cos(azimuth),
@@ -219,8 +234,8 @@ def draw_patch_driver(config: PipelineConfig, rng: np.random.Generator, domain: 
     return Driver(
         start_angle_rad=float(azimuth - arc / 2),
         arc_rad=float(arc),
-        amplitude_m=config.driver.amplitude_um * 1e-6,
-        direction=random_direction(rng),
+        amplitude_m=amplitude,
+        direction=direction,
         centre_m=tuple(float(v) for v in point),
         axis=tuple(float(v) for v in normal),
         radius_m=float(radius),

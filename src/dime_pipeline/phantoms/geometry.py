@@ -216,6 +216,32 @@ def surface_points(
 # ---------------------------------------------------------------- outline splines
 
 
+def in_arc(theta: float | np.ndarray, start: float, arc: float) -> np.ndarray:
+    """Whether polar angle(s) ``theta`` lie on the arc [start, start + arc] (mod 2π)."""
+    return np.mod(np.asarray(theta) - start, 2 * np.pi) < arc
+
+
+def segment_angles(breaks: list[float]) -> list[np.ndarray]:
+    """The outline cut at the polar angles ``breaks`` (at least two): for each segment, from
+    one break to the next anticlockwise, the angles of its spline points, both ends included
+    (a segment's last point is the next one's first). ``OUTLINE_POINTS`` intervals in all, at
+    least 4 per segment."""
+    ordered = np.sort(np.mod(np.asarray(breaks, dtype=float), 2 * np.pi))
+    lengths = np.diff(np.append(ordered, ordered[0] + 2 * np.pi))
+    return [
+        start + np.linspace(0.0, length, max(4, round(OUTLINE_POINTS * length / (2 * np.pi))) + 1)
+        for start, length in zip(ordered, lengths, strict=True)
+    ]
+
+
+def outline_point_normal(outline: dict, theta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Point of a radial outline at polar angle ``theta`` and its outward unit normal."""
+    step = 1e-4
+    before, point, after = radial_points(outline, np.array([theta - step, theta, theta + step]))
+    tangent = (after - before) / np.linalg.norm(after - before)
+    return point, np.array([tangent[1], -tangent[0]])  # anticlockwise outline: normal to the right
+
+
 def split_angles(start: float, arc: float) -> tuple[np.ndarray, int]:
     """Polar angles of an outline's spline points, the driver arc [start, start + arc] first
     (its n_driver + 1 points), then the rest; ``OUTLINE_POINTS`` in all."""

@@ -31,14 +31,17 @@ from dime_pipeline.phantoms.geometry import (
     OUTLINE_POINTS,
     outline_radius,
     radial_points,
+    segment_angles,
     split_angles,
 )
 from dime_pipeline.phantoms.spec import (
     ABSORBING_TAG,
     DRIVER_TAG,
     FREE_TAG,
+    Driver,
     PhantomSpec,
 )
+from dime_pipeline.phantoms.waves import boundary_tag_at, free_patch_drivers, outline_breaks
 
 log = logging.getLogger(__name__)
 BOUNDARY_KINDS = {"absorbing": ABSORBING_TAG, "free": FREE_TAG}
@@ -101,6 +104,10 @@ def _build_outline(spec: PhantomSpec) -> None:
     import gmsh
 
     geo = gmsh.model.geo
+    breaks = outline_breaks(spec)
+    if breaks is not None:
+        _build_segmented_outline(spec, breaks)
+        return
     theta, n_driver = split_angles(spec.driver.start_angle_rad, spec.driver.arc_rad)
     radius = outline_radius(spec.geometry, theta)
     cx, cy = spec.geometry["centre_m"]
@@ -119,6 +126,50 @@ def _build_outline(spec: PhantomSpec) -> None:
     gmsh.model.addPhysicalGroup(1, [rest_curve], tag=ABSORBING_TAG, name="absorbing")
 
 
+def _build_segmented_outline(spec: PhantomSpec, breaks: list[float]) -> None:
+    """Homogeneous 2D with several boundary pieces: a spline per piece between ``breaks``."""
+    import gmsh
+
+    geo = gmsh.model.geo
+    segments = segment_angles(breaks)
+    cx, cy = spec.geometry["centre_m"]
+    starts = []
+    for theta in segments:  # each piece's points but its last (the next piece's first)
+        radius = outline_radius(spec.geometry, theta[:-1])
+        starts.append(
+            [
+                geo.addPoint(cx + r * np.cos(t), cy + r * np.sin(t), 0.0)
+                for r, t in zip(radius, theta[:-1], strict=True)
+            ]
+        )
+    curves = [
+        geo.addSpline([*points, starts[(i + 1) % len(starts)][0]])
+        for i, points in enumerate(starts)
+    ]
+    surface = geo.addPlaneSurface([geo.addCurveLoop(curves)])
+    geo.synchronize()
+    region = spec.regions[0]
+    gmsh.model.addPhysicalGroup(2, [surface], tag=region.tag, name=region.name)
+    groups: dict[int, list[int]] = {}
+    for curve, theta in zip(curves, segments, strict=True):
+        tag = boundary_tag_at(spec, 0.5 * (theta[0] + theta[-1]))
+        groups.setdefault(tag, []).append(curve)
+    _add_boundary_groups(spec, groups)
+
+
+def _add_boundary_groups(spec: PhantomSpec, groups: dict[int, list[int]]) -> None:
+    """Facet physical groups, checked against the spec: every group is one the spec names, and
+    every driver has facets."""
+    import gmsh
+
+    names = {tag: name for name, tag in spec.boundary_tags.items()}
+    drivers = {spec.driver_tag(k) for k in range(len(spec.drivers))}
+    if not set(groups) <= set(names) or not drivers <= set(groups):
+        raise RuntimeError(f"boundary groups {sorted(groups)} differ from the spec's {names}")
+    for tag, facets in sorted(groups.items()):
+        gmsh.model.addPhysicalGroup(spec.dim - 1, facets, tag=tag, name=names[tag])
+
+
 def _build_occ(spec: PhantomSpec) -> None:
     """OpenCASCADE shapes fragmented together; groups for regions and the outer boundary."""
     import gmsh
@@ -128,7 +179,8 @@ def _build_occ(spec: PhantomSpec) -> None:
         gmsh.option.setNumber("Mesh.Algorithm", 5)
     shapes = spec.geometry["shapes"]
     entities = [(dim, _add_shape(occ, shape, spec, first=i == 0)) for i, shape in enumerate(shapes)]
-    helpers = [(3, _add_driver_cylinder(occ, spec))] if dim == 3 else []
+    patches = _patches(spec) if dim == 3 else []
+    helpers = [(3, _add_patch_cylinder(occ, patch)) for _, patch in patches]
     tools = entities[1:] + helpers
     children = occ.fragment(entities[:1], tools)[1] if tools else [entities[:1]]
     owner, from_helper = _owners(children, len(shapes), dim)
@@ -141,17 +193,30 @@ def _build_occ(spec: PhantomSpec) -> None:
     names = {region.tag: region.name for region in spec.regions}
     for tag, pieces in sorted(by_region.items()):
         gmsh.model.addPhysicalGroup(dim, pieces, tag=tag, name=names[tag])
-    _tag_boundary(spec, {p for p in from_helper if owner[p] >= 0})
+    inside = {piece: helper for piece, helper in from_helper.items() if owner[piece] >= 0}
+    _tag_boundary(spec, {piece: patches[helper][0] for piece, helper in inside.items()})
     _refine(spec, by_region)
+
+
+def _patches(spec: PhantomSpec) -> list[tuple[int, Driver]]:
+    """3D: the patches cut out of the outer surface, drivers first: (facet tag, placement)."""
+    patches = [
+        (spec.driver_tag(k), driver)
+        for k, driver in enumerate(spec.drivers)
+        if not driver.whole_outline
+    ]
+    free = free_patch_drivers(spec.geometry.get("boundary", {}))
+    return patches + [(FREE_TAG, patch) for patch in free]
 
 
 def _owners(
     children: list[list[tuple[int, int]]], n_shapes: int, dim: int
-) -> tuple[dict[int, int], set[int]]:
+) -> tuple[dict[int, int], dict[int, int]]:
     """Painter's rule over fragment pieces: each piece belongs to the last shape covering it
-    (-1 when only helpers cover it); also the pieces that came from a helper."""
+    (-1 when only helpers cover it); also, for the pieces that came from a helper, the first
+    helper's index (helpers do not overlap)."""
     owner: dict[int, int] = {}
-    from_helper: set[int] = set()
+    from_helper: dict[int, int] = {}
     for index, pieces in enumerate(children):
         shape_index = index if index < n_shapes else -1
         for piece_dim, piece in pieces:
@@ -159,15 +224,19 @@ def _owners(
                 continue
             owner[piece] = max(owner.get(piece, -1), shape_index)
             if shape_index == -1:
-                from_helper.add(piece)
+                from_helper.setdefault(piece, index - n_shapes)
     return owner, from_helper
 
 
 def _add_shape(occ: Any, shape: dict, spec: PhantomSpec, first: bool) -> int:
     kind = shape["type"]
     if kind in ("star", "superellipse", "ellipse", "spline"):
-        split = (spec.driver.start_angle_rad, spec.driver.arc_rad) if first else None
-        return _add_curve_surface(occ, shape, split)
+        if not first:
+            return _add_curve_surface(occ, shape, None)
+        breaks = outline_breaks(spec)
+        if breaks is None:
+            breaks = (spec.driver.start_angle_rad, spec.driver.arc_rad)
+        return _add_curve_surface(occ, shape, breaks)
     if kind == "ellipsoid":
         return _add_ellipsoid(occ, shape)
     if kind == "cylinder":
@@ -196,10 +265,11 @@ def _closed_spline_curve(occ: Any, control: np.ndarray, z: float) -> int:
 
 
 def _add_curve_surface(
-    occ: Any, shape: dict, split: tuple[float, float] | None, z: float = 0.0
+    occ: Any, shape: dict, split: tuple[float, float] | list[float] | None, z: float = 0.0
 ) -> int:
     """A plane surface bounded by ``shape``; a radial outline with ``split`` = (start, arc)
-    is made of two splines, the driver arc and the rest, like the homogeneous outline."""
+    is made of two splines, the driver arc and the rest, like the homogeneous outline; with
+    ``split`` a list of break angles, of a spline between each two."""
     kind = shape["type"]
     if kind == "ellipse":
         (a, b), angle = shape["semi_axes_m"], shape["angle_rad"]
@@ -214,12 +284,21 @@ def _add_curve_surface(
         theta = np.linspace(0.0, 2 * np.pi, OUTLINE_POINTS, endpoint=False)
         points = [occ.addPoint(x, y, z) for x, y in radial_points(shape, theta)]
         curves = [occ.addSpline([*points, points[0]])]
-    else:
+    elif isinstance(split, tuple):
         theta, n_driver = split_angles(*split)
         points = [occ.addPoint(x, y, z) for x, y in radial_points(shape, theta)]
         curves = [
             occ.addSpline(points[: n_driver + 1]),
             occ.addSpline([*points[n_driver:], points[0]]),
+        ]
+    else:
+        starts = [
+            [occ.addPoint(x, y, z) for x, y in radial_points(shape, theta[:-1])]
+            for theta in segment_angles(split)
+        ]
+        curves = [
+            occ.addSpline([*points, starts[(i + 1) % len(starts)][0]])
+            for i, points in enumerate(starts)
         ]
     return occ.addPlaneSurface([occ.addCurveLoop(curves)])
 
@@ -234,13 +313,12 @@ def _add_ellipsoid(occ: Any, shape: dict) -> int:
     return sphere
 
 
-def _add_driver_cylinder(occ: Any, spec: PhantomSpec) -> int:
-    """A cylinder through the driver patch: fragmenting cuts the patch out of the surface."""
-    driver = spec.driver
-    centre, axis = np.asarray(driver.centre_m), np.asarray(driver.axis)
-    outside = max(driver.radius_m, driver.depth_m)  # reach well beyond the curved surface
+def _add_patch_cylinder(occ: Any, patch: Driver) -> int:
+    """A cylinder through a patch of the surface: fragmenting cuts the patch out of it."""
+    centre, axis = np.asarray(patch.centre_m), np.asarray(patch.axis)
+    outside = max(patch.radius_m, patch.depth_m)  # reach well beyond the curved surface
     base = centre + outside * axis
-    return occ.addCylinder(*base, *(-(outside + driver.depth_m) * axis), driver.radius_m)
+    return occ.addCylinder(*base, *(-(outside + patch.depth_m) * axis), patch.radius_m)
 
 
 def _outer_facets(dim: int) -> list[int]:
@@ -254,40 +332,43 @@ def _outer_facets(dim: int) -> list[int]:
     return sorted(f for f, c in count.items() if c == 1)
 
 
-def _tag_boundary(spec: PhantomSpec, driver_pieces: set[int]) -> None:
-    """Driver, absorbing and free facet groups (the kinds listed in ``spec.boundary_tags``)."""
+def _tag_boundary(spec: PhantomSpec, patch_pieces: dict[int, int]) -> None:
+    """Driver, absorbing and free facet groups (the kinds listed in ``spec.boundary_tags``).
+    2D: by the polar angle of each outer curve's midpoint; 3D: the facets of the pieces cut out
+    by a patch's cylinder (``patch_pieces``: piece -> its patch's tag), the slab's caps, the
+    rest (all of it a whole-outline driver's)."""
     import gmsh
 
     dim = spec.dim
     groups: dict[int, list[int]] = {}
     rest = BOUNDARY_KINDS[spec.geometry["boundary"]["rest"]]
+    if spec.driver.whole_outline:
+        rest = DRIVER_TAG
     caps = spec.geometry["boundary"].get("caps_z_m")
-    driver_facets = set()
-    for piece in driver_pieces:
-        driver_facets |= {abs(f) for _, f in gmsh.model.getBoundary([(dim, piece)], oriented=False)}
+    patch_facets: dict[int, int] = {}
+    for piece, tag in sorted(patch_pieces.items()):
+        for _, facet in gmsh.model.getBoundary([(dim, piece)], oriented=False):
+            patch_facets.setdefault(abs(facet), tag)
     for facet in _outer_facets(dim):
-        is_driver = _on_driver_arc(spec, facet) if dim == 2 else facet in driver_facets
-        if is_driver:
-            groups.setdefault(DRIVER_TAG, []).append(facet)
+        if dim == 2:
+            tag = boundary_tag_at(spec, _midpoint_angle(spec, facet))
+        elif facet in patch_facets:
+            tag = patch_facets[facet]
         elif caps is not None and _is_cap(facet, caps, 1e-3 * spec.mesh_size_m):
-            groups.setdefault(ABSORBING_TAG, []).append(facet)
+            tag = ABSORBING_TAG
         else:
-            groups.setdefault(rest, []).append(facet)
-    names = {tag: name for name, tag in spec.boundary_tags.items()}
-    if set(groups) != set(names):
-        raise RuntimeError(f"boundary groups {sorted(groups)} differ from the spec's {names}")
-    for tag, facets in sorted(groups.items()):
-        gmsh.model.addPhysicalGroup(dim - 1, facets, tag=tag, name=names[tag])
+            tag = rest
+        groups.setdefault(tag, []).append(facet)
+    _add_boundary_groups(spec, groups)
 
 
-def _on_driver_arc(spec: PhantomSpec, curve: int) -> bool:
+def _midpoint_angle(spec: PhantomSpec, curve: int) -> float:
     import gmsh
 
     low, high = gmsh.model.getParametrizationBounds(1, curve)
     x, y, _ = gmsh.model.getValue(1, curve, [0.5 * (low[0] + high[0])])
     cx, cy = spec.geometry["centre_m"][:2]
-    angle = np.mod(np.arctan2(y - cy, x - cx) - spec.driver.start_angle_rad, 2 * np.pi)
-    return bool(angle < spec.driver.arc_rad)
+    return float(np.arctan2(y - cy, x - cx))
 
 
 def _is_cap(facet: int, caps: list[float], tolerance: float) -> bool:

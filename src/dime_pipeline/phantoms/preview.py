@@ -100,21 +100,51 @@ def _draw_labels(ax: Axes, spec: PhantomSpec, labels: np.ndarray, extent: list[f
                        origin="lower", extent=extent)  # fmt: skip
         handles.append(Patch(color=palette(n % 20), label=f"{region.tag} {region.name}"))
     ax.imshow(colours, origin="lower", extent=extent)
-    if spec.dim == 2:
-        _draw_driver_arc(ax, spec)
+    _draw_boundary(ax, spec)
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_xlabel("x (mm)")
     ax.set_ylabel("y (mm)")
-    ax.set_title("regions (driver in red)" if spec.dim == 2 else "regions")
+    ax.set_title(f"regions; {spec.wave_pattern.replace('_', '-')}: drivers in red")
 
 
-def _draw_driver_arc(ax: Axes, spec: PhantomSpec) -> None:
-    """The driver arc on the outer outline (2D)."""
+def _draw_boundary(ax: Axes, spec: PhantomSpec) -> None:
+    """Every driver (red, numbered when there are several; 3D: a triangle at its patch
+    centre, whichever slice is shown) and, in 2D, the traction-free arcs of a mixed outline
+    (blue dashes)."""
     outline = spec.geometry["shapes"][0] if "shapes" in spec.geometry else spec.geometry
-    theta = spec.driver.start_angle_rad + np.linspace(0.0, spec.driver.arc_rad, 40)
-    radius = outline_radius(outline, theta)
+    if "outline" in outline:  # the liver's 3D skin prism
+        outline = outline["outline"]
+    radial = outline.get("type") != "ellipsoid"
     cx, cy = spec.geometry["centre_m"][:2]
-    ax.plot(1e3 * (cx + radius * np.cos(theta)), 1e3 * (cy + radius * np.sin(theta)), "r-", lw=3)
+
+    def trace(start: float, length: float, **style: object) -> None:
+        if radial:
+            theta = start + np.linspace(0.0, length, 60)
+            radius = outline_radius(outline, theta)
+            x, y = cx + radius * np.cos(theta), cy + radius * np.sin(theta)
+            ax.plot(1e3 * x, 1e3 * y, **style)
+
+    for start, length in spec.geometry.get("boundary", {}).get("free_arcs", []):
+        trace(start, length, color="tab:blue", lw=2, ls="--")
+    for k, driver in enumerate(spec.drivers, start=1):
+        if driver.centre_m is None:  # an arc of the 2D outline, or a whole outline
+            trace(driver.start_angle_rad, driver.arc_rad, color="r", lw=3)
+            theta = driver.start_angle_rad + 0.5 * min(driver.arc_rad, np.pi)
+        else:
+            x, y = driver.centre_m[:2]
+            ax.plot(1e3 * x, 1e3 * y, "r^", ms=9)
+            theta = float(np.arctan2(y - cy, x - cx))
+        if len(spec.drivers) > 1:
+            reach = (
+                0.85
+                * (  # inside the outline: never clipped by the axes
+                    float(outline_radius(outline, np.array([theta]))[0])
+                    if radial
+                    else max(outline["semi_axes_m"][:2])
+                )
+            )
+            x, y = cx + reach * np.cos(theta), cy + reach * np.sin(theta)
+            ax.annotate(f"D{k}", (1e3 * x, 1e3 * y), color="r", fontsize=8, ha="center")
 
 
 def _slice_title(spec: PhantomSpec, k: int) -> str:

@@ -10,10 +10,10 @@ import numpy as np
 
 from dime_pipeline.config import PipelineConfig
 from dime_pipeline.phantoms.geometry import (
+    outline_point_normal,
     outline_points,
     outline_radius,
     polygon_contains,
-    radial_points,
 )
 from dime_pipeline.phantoms.liver.anatomy import Anatomy, draw_uniform
 from dime_pipeline.phantoms.spec import Driver
@@ -46,17 +46,44 @@ def _patch_driver(
     amplitude: float,
     direction: tuple[float, float, float],
 ) -> Driver:
-    """3D: a disc-shaped patch; the cylinder that cuts it out reaches halfway between the
-    skin's sag under the patch and the fat's inner surface (narrowed until the sag is small)."""
-    low, high = anatomy.z_range
-    point, normal = _outline_point_normal(anatomy.outer, theta)
-    radius = min(radius, 0.5 * (high - low) - 2 * anatomy.voxel)
-    sag = _prism_sag(anatomy.outer, point, normal, radius)
-    while sag > 0.4 * anatomy.fat_thickness:
+    return skin_patch(
+        anatomy.outer,
+        anatomy.z_range,
+        anatomy.fat_thickness,
+        anatomy.voxel,
+        anatomy.centre,
+        theta,
+        radius,
+        z_shift,
+        amplitude,
+        direction,
+    )
+
+
+def skin_patch(
+    outer: dict,
+    z_range: tuple[float, float],
+    fat_thickness: float,
+    voxel: float,
+    centre: np.ndarray,
+    theta: float,
+    radius: float,
+    z_shift: float,
+    amplitude: float,
+    direction: tuple[float, float, float],
+) -> Driver:
+    """3D: a disc-shaped patch of the skin (the prism ``outer`` between ``z_range``) at polar
+    angle ``theta``; the cylinder that cuts it out reaches halfway between the skin's sag under
+    the patch and the fat's inner surface (narrowed until the sag is small)."""
+    low, high = z_range
+    point, normal = outline_point_normal(outer, theta)
+    radius = min(radius, 0.5 * (high - low) - 2 * voxel)
+    sag = _prism_sag(outer, point, normal, radius)
+    while sag > 0.4 * fat_thickness:
         radius *= 0.8
-        sag = _prism_sag(anatomy.outer, point, normal, radius)
-    z = float(np.clip(z_shift, low + radius + anatomy.voxel, high - radius - anatomy.voxel))
-    arc = 2 * radius / float(np.linalg.norm(point - anatomy.centre))
+        sag = _prism_sag(outer, point, normal, radius)
+    z = float(np.clip(z_shift, low + radius + voxel, high - radius - voxel))
+    arc = 2 * radius / float(np.linalg.norm(point - np.asarray(centre)[:2]))
     return Driver(
         start_angle_rad=float(theta - arc / 2),
         arc_rad=float(arc),
@@ -65,16 +92,8 @@ def _patch_driver(
         centre_m=(float(point[0]), float(point[1]), z),
         axis=(float(normal[0]), float(normal[1]), 0.0),
         radius_m=float(radius),
-        depth_m=float(sag + 0.5 * (anatomy.fat_thickness - sag)),
+        depth_m=float(sag + 0.5 * (fat_thickness - sag)),
     )
-
-
-def _outline_point_normal(outline: dict, theta: float) -> tuple[np.ndarray, np.ndarray]:
-    """Point of a radial outline at angle theta and its outward unit normal."""
-    step = 1e-4
-    before, point, after = radial_points(outline, np.array([theta - step, theta, theta + step]))
-    tangent = (after - before) / np.linalg.norm(after - before)
-    return point, np.array([tangent[1], -tangent[0]])  # anticlockwise outline: normal to the right
 
 
 def _prism_sag(outline: dict, point: np.ndarray, normal: np.ndarray, radius: float) -> float:
