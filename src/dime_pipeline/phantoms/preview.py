@@ -53,10 +53,10 @@ def write_preview(spec: PhantomSpec, phantom_dir: Path, out: Path) -> None:
     )
     fig = Figure(figsize=(11, 4 * len(rows)), layout="tight")
     axes = fig.subplots(len(rows), 2, squeeze=False)
-    extent = _extent(spec)
+    extent = extent_mm(spec)
     vmax = max(float(modulus.max()), 1e-3)
     for row, k in enumerate(rows):
-        _draw_labels(axes[row, 0], spec, labels[k], extent)
+        draw_regions(axes[row, 0], spec, labels[k], extent)
         _draw_modulus(fig, axes[row, 1], modulus[k], extent, vmax)
         axes[row, 1].set_title(f"|G*| at {spec.frequency_hz:.1f} Hz{_slice_title(spec, k)}")
     fig.suptitle(_title(spec))
@@ -79,13 +79,13 @@ def _draw_modulus(
     ax.set_ylabel("y (mm)")
 
 
-def _extent(spec: PhantomSpec) -> list[float]:
+def extent_mm(spec: PhantomSpec) -> list[float]:
     x, y = spec.grid.axes()[:2]
     half = 0.5 * spec.grid.voxel_size_m
     return [1e3 * (x[0] - half), 1e3 * (x[-1] + half), 1e3 * (y[0] - half), 1e3 * (y[-1] + half)]
 
 
-def _draw_labels(ax: Axes, spec: PhantomSpec, labels: np.ndarray, extent: list[float]) -> None:
+def draw_regions(ax: Axes, spec: PhantomSpec, labels: np.ndarray, extent: list[float]) -> None:
     from matplotlib import colormaps
     from matplotlib.patches import Patch
 
