@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import tracemalloc
 from collections import Counter
 from pathlib import Path
@@ -11,15 +13,24 @@ import pytest
 
 from dime_pipeline.acquisition import AcquisitionParams, acquire
 from dime_pipeline.cli import main
-from dime_pipeline.datasets import IMAGE_ARRAYS, PACK_ARRAYS, Pack, write_pack_rows
+from dime_pipeline.datasets import IMAGE_ARRAYS, PACK_ARRAYS, Pack, write_pack, write_pack_rows
+from dime_pipeline.errors import UserError
 from dime_pipeline.packing import SPLITS, assign_splits, pack_stores, split_counts
-from dime_pipeline.store import Sample, read_sample, write_sample
+from dime_pipeline.store import Sample, read_sample, wave_pattern_of, write_sample
 
 H = 1.5e-3
 SHAPE = (12, 12)
 
 
-def simulated(family: str, seed: int, shape=SHAPE, config_hash: str = "beef") -> Sample:
+def simulated(
+    family: str,
+    seed: int,
+    shape=SHAPE,
+    config_hash: str = "beef",
+    wave_pattern: str | None = None,
+) -> Sample:
+    """A tiny sample store's content; ``wave_pattern`` None: a store written before wave
+    patterns (no such attribute)."""
     rng = np.random.default_rng(seed)
     y, x = np.indices(shape)
     mask = (x - shape[1] / 2 + 0.5) ** 2 + (y - shape[0] / 2 + 0.5) ** 2 < (0.45 * shape[0]) ** 2
@@ -38,6 +49,7 @@ def simulated(family: str, seed: int, shape=SHAPE, config_hash: str = "beef") ->
             "config_hash": config_hash,
             "components": ["x", "y", "z"],
             "solver": {"dofs": {}, "ranks": 1, "seconds": {}, "versions": {}},
+            **({} if wave_pattern is None else {"wave_pattern": wave_pattern}),
         },
     )
 
@@ -74,6 +86,7 @@ def test_round_trip_values_dtypes_and_attrs(packed, stores):
     for split, pack in packed.items():
         assert pack.attrs["split"] == split
         assert pack.attrs["families"] == ["heterogeneous", "homogeneous"]
+        assert pack.attrs["patterns"] == ["absorbing"]  # stores without wave_pattern: fallback
         assert pack.attrs["config_hash"] == "f00d"
         assert pack.attrs["split_seed"] == 3
         assert {"numpy", "zarr", "dime_pipeline"} <= set(pack.attrs["versions"])
@@ -89,6 +102,7 @@ def test_round_trip_values_dtypes_and_attrs(packed, stores):
             np.testing.assert_array_equal(sample["mask"], stored.mask)
             np.testing.assert_array_equal(sample["labels"], stored.labels)
             assert pack.families[sample["family"]] == stored.attrs["family"]
+            assert pack.patterns[sample["pattern"]] == "absorbing"
             assert sample["seed"] == stored.attrs["seed"]
             assert sample["frequency_hz"] == stored.attrs["frequency_hz"]
             np.testing.assert_array_equal(sample["voxel_size_m"], [H, H])
@@ -204,6 +218,98 @@ def test_writer_refuses_rows_that_do_not_match_and_writes_nothing(packed, tmp_pa
     assert not target.exists() and not list(tmp_path.iterdir())  # no half-written pack
 
 
+def test_wave_pattern_of_stores_and_its_fallback():
+    assert wave_pattern_of({"family": "liver", "wave_pattern": "converging"}) == "converging"
+    # Stores from before wave patterns: one driver, absorbing rest; the liver's skin was free.
+    assert wave_pattern_of({"family": "homogeneous"}) == "absorbing"
+    assert wave_pattern_of({"family": "heterogeneous"}) == "absorbing"
+    assert wave_pattern_of({"family": "liver"}) == "reflecting"
+    with pytest.raises(ValueError, match="swirling"):
+        wave_pattern_of({"family": "liver", "wave_pattern": "swirling"})
+
+
+def test_rows_keep_their_wave_pattern_and_old_stores_get_the_fallback(tmp_path):
+    expected = {
+        acquired_store(tmp_path, "homogeneous", 1, None, wave_pattern="converging"): "converging",
+        acquired_store(tmp_path, "homogeneous", 2, 10.0, wave_pattern="multi_driver"): (
+            "multi_driver"
+        ),
+        acquired_store(tmp_path, "heterogeneous", 3, None, wave_pattern="reflecting"): (
+            "reflecting"
+        ),
+        acquired_store(tmp_path, "heterogeneous", 4, None): "absorbing",  # no wave_pattern
+        acquired_store(tmp_path, "liver", 5, None): "reflecting",  # old liver: free skin
+        acquired_store(tmp_path, "liver", 6, None, wave_pattern="absorbing"): "absorbing",
+    }
+    assert read_sample(next(iter(expected))).attrs["wave_pattern"] == "converging"  # acquired
+    pack_stores(list(expected), tmp_path / "packs", fractions=(1.0, 0.0, 0.0), seed=0)
+    pack = Pack(tmp_path / "packs" / "train.zarr")
+    patterns = ["absorbing", "converging", "multi_driver", "reflecting"]
+    assert pack.attrs["patterns"] == pack.patterns == patterns
+    assert pack.arrays["pattern"].dtype == np.int16
+    # Rows by (family, seed): heterogeneous 3, 4; homogeneous 1, 2; liver 5, 6.
+    assert [read_sample(s).attrs["seed"] for s in pack.attrs["sources"]] == [3, 4, 1, 2, 5, 6]
+    assert pack.column("pattern").tolist() == [3, 0, 1, 2, 3, 0]
+    assert pack.wave_patterns() == [expected[Path(s)] for s in pack.attrs["sources"]]
+    assert [int(pack.row("pattern", i)) for i in range(len(pack))] == [3, 0, 1, 2, 3, 0]
+    empty = Pack(tmp_path / "packs" / "test.zarr")  # every split names the same patterns
+    assert empty.patterns == patterns and empty.column("pattern").shape == (0,)
+
+
+def test_packs_without_patterns_read_with_the_fallback(packed, tmp_path):
+    """A pack written before wave patterns has neither the ``pattern`` array nor the
+    ``patterns`` attribute: its rows get their family's old pattern (liver: reflecting)."""
+    train = packed["train"]
+    rows = [{k: v for k, v in train.sample(i).items() if k != "pattern"} for i in range(len(train))]
+    attrs = {k: v for k, v in train.attrs.items() if k != "patterns"}
+    attrs["families"] = ["homogeneous", "liver"]  # code 0 and code 1 of the rows
+    old = tmp_path / "old.zarr"
+    write_pack_rows(old, len(rows), rows[0]["measured"].shape, iter(rows), attrs)
+    assert not (old / "pattern").exists()
+    pack = Pack(old)
+    assert "pattern" not in pack.arrays and "pattern" not in pack.sample(0)
+    assert pack.patterns == ["absorbing", "reflecting"]
+    codes = train.column("family")
+    assert set(codes.tolist()) == {0, 1}
+    np.testing.assert_array_equal(pack.column("pattern"), codes)  # homogeneous 0, liver 1
+    assert pack.wave_patterns() == [["absorbing", "reflecting"][c] for c in codes]
+    assert int(pack.row("pattern", 1)) == codes[1]
+
+
+def test_pattern_array_and_names_are_checked(packed, tmp_path):
+    train = packed["train"]
+    rows = [train.sample(i) for i in range(len(train))]
+    shape = rows[0]["measured"].shape
+    cases = [
+        ({"patterns": ["absorbing"]}, {"pattern": 3}, "column 'pattern' must be an index into"),
+        ({"patterns": ["swirling"]}, {}, "attribute 'patterns' must be a list of"),
+    ]
+    for k, (attrs, row, message) in enumerate(cases):
+        path = tmp_path / f"bad{k}.zarr"
+        bad = [{**r, **row} for r in rows]
+        write_pack_rows(path, len(rows), shape, iter(bad), {**train.attrs, **attrs})
+        with pytest.raises(UserError, match=message):
+            Pack(path)
+    # The names without the array, or the array without its names: not a valid pack.
+    lost = tmp_path / "lost.zarr"
+    shutil.copytree(train.path, lost)
+    shutil.rmtree(lost / "pattern")
+    with pytest.raises(UserError, match="'pattern' is missing"):
+        Pack(lost)
+    unnamed = tmp_path / "unnamed.zarr"
+    shutil.copytree(train.path, unnamed)
+    metadata = json.loads((unnamed / "zarr.json").read_text())
+    del metadata["attributes"]["patterns"]
+    (unnamed / "zarr.json").write_text(json.dumps(metadata))
+    with pytest.raises(UserError, match="array 'pattern' without the attribute 'patterns'"):
+        Pack(unnamed)
+    arrays = {name: train.column(name) for name in PACK_ARRAYS}
+    attrs = {k: v for k, v in train.attrs.items() if k != "patterns"}
+    with pytest.raises(ValueError, match="need the attributes"):
+        write_pack(tmp_path / "written.zarr", arrays, attrs)
+    assert not (tmp_path / "written.zarr").exists()
+
+
 def _bad_pack(tmp_path: Path, capsys, args: list[str]) -> str:
     out = tmp_path / "packs"
     status = main(["pack", *args, "--out-dir", str(out), "--seed", "1"])
@@ -227,3 +333,6 @@ def test_bad_inputs_are_one_line_and_write_nothing(stores, tmp_path, capsys):
     assert "given twice" in _bad_pack(tmp_path, capsys, [str(stores[0]), str(stores[0])])
     other = acquired_store(tmp_path, "homogeneous", 3, None, config_hash="0ther")
     assert "different configs" in _bad_pack(tmp_path, capsys, [str(stores[0]), str(other)])
+    swirling = acquired_store(tmp_path, "homogeneous", 4, None, wave_pattern="swirling")
+    message = _bad_pack(tmp_path, capsys, [str(stores[0]), str(swirling)])
+    assert "attribute 'wave_pattern' must be one of converging, multi_driver" in message

@@ -26,6 +26,13 @@ SHAPE = (32, 32)
 FAMILIES = ["homogeneous", "inclusion"]
 SNRS = [np.inf, 10.0]
 FREQUENCIES = [50.0, 60.0]  # one per seed: a frequency sweep with two levels
+# The wave pattern of each (family, seed): converging across both families, the others in one.
+PATTERNS = {
+    (0, 0): "absorbing",
+    (0, 1): "converging",
+    (1, 0): "converging",
+    (1, 1): "multi_driver",
+}
 IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
 
@@ -41,7 +48,11 @@ def _phantom(family: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return (storage + 0.2j * storage) * mask, mask, labels
 
 
-def _pack(path: Path) -> list[tuple[int, int, float]]:
+def _pack(
+    path: Path, families: list[str] = FAMILIES, patterns: bool = True
+) -> list[tuple[int, int, float]]:
+    """The test pack: rows (family code, seed, SNR); ``patterns`` False: a pack written before
+    wave patterns (no ``pattern`` array, no ``patterns`` attribute)."""
     rows = [(f, s, snr) for f in range(2) for s in range(2) for snr in SNRS]
     phantoms = [_phantom(f, s) for f, s, _ in rows]
     n = len(rows)
@@ -60,11 +71,15 @@ def _pack(path: Path) -> list[tuple[int, int, float]]:
     }
     attrs = {
         "split": "test",
-        "families": FAMILIES,
+        "families": families,
         "config_hash": "0123456789abcdef",
         "versions": {"dime_pipeline": "test"},
         "sources": [f"nowhere/{i}.zarr" for i in range(n)],
     }
+    if patterns:
+        names = sorted(set(PATTERNS.values()))
+        attrs["patterns"] = names
+        arrays["pattern"] = np.array([names.index(PATTERNS[f, s]) for f, s, _ in rows])
     write_pack(path, arrays, attrs)
     return rows
 
@@ -235,6 +250,76 @@ def test_metrics_json_layout(run: dict[str, Path]) -> None:
     assert len(sweeps["voxel_size_mm"]["inclusion"]["levels"]) == 1
     provenance = _strict_json(run["metrics"] / "provenance.json")
     assert provenance["config_hash"] == "0123456789abcdef" and provenance["config_hash_consistent"]
+    assert provenance["truth"]["patterns"] == ["absorbing", "converging", "multi_driver"]
+
+
+def _pixels(samples: list[dict], method: str, pattern: str, snr: str | None = None) -> int:
+    """Evaluated pixels of ``method`` in the samples of ``pattern`` (at noise level ``snr``)."""
+    return sum(
+        s["methods"][method]["pixel"]["n"]
+        for s in samples
+        if s["wave_pattern"] == pattern and snr in (None, s["snr_label"])
+    )
+
+
+def test_metrics_by_wave_pattern(run: dict[str, Path]) -> None:
+    """Beside the family and family × SNR groups: wave pattern, and wave pattern × SNR, per
+    method, every family pooled (converging holds a homogeneous and an inclusion phantom)."""
+    summary = _strict_json(run["metrics"] / "summary.json")
+    groups = _strict_json(run["metrics"] / "groups.json")
+    samples = _strict_json(run["metrics"] / "samples.json")["samples"]
+    order = ["converging", "multi_driver", "absorbing"]  # config.WAVE_PATTERNS order
+    assert summary["patterns"] == groups["patterns"] == order
+    assert list(summary["by_pattern"]) == list(groups["by_pattern"]) == order
+    assert list(summary["table"]) == FAMILIES  # the family groups are untouched
+    for sample in samples:  # seed = 100 + 10 × family code + seed index
+        family = FAMILIES.index(sample["family"])
+        assert sample["wave_pattern"] == PATTERNS[family, sample["seed"] - 100 - 10 * family]
+    counts = {"converging": 4, "multi_driver": 2, "absorbing": 2}
+    edges = {"converging": 2, "multi_driver": 2, "absorbing": 0}  # the inclusion's edge per row
+    for pattern in order:
+        assert list(summary["by_pattern"][pattern]) == summary["methods"]
+        assert list(groups["by_pattern"][pattern]) == ["10", "inf"]
+        for method in summary["methods"]:
+            pooled = summary["by_pattern"][pattern][method]
+            assert set(pooled) == set(summary["table"]["inclusion"][method])  # same metrics
+            assert pooled["n_samples"] == pooled["headline"]["n_samples"] == counts[pattern]
+            assert pooled["pixel"]["n"] == _pixels(samples, method, pattern)
+            assert pooled["edge_width_mm"]["n_edges"] == edges[pattern]
+            for label, level in groups["by_pattern"][pattern].items():
+                assert level[method]["n_samples"] == counts[pattern] // 2
+                assert level[method]["pixel"]["n"] == _pixels(samples, method, pattern, label)
+    # multi-driver: the second inclusion phantom alone.
+    alone = [s for s in samples if s["wave_pattern"] == "multi_driver"]
+    assert {(s["family"], s["seed"]) for s in alone} == {("inclusion", 111)}
+    dime = summary["by_pattern"]["converging"]["dime"]["headline"]
+    assert dime["mape_pct"] < summary["by_pattern"]["converging"]["di"]["headline"]["mape_pct"]
+
+
+def test_packs_without_wave_patterns_evaluate_with_the_fallback(tmp_path: Path) -> None:
+    """A test pack written before wave patterns: its rows count as what their family was then
+    (liver: reflecting, its skin traction-free; any other family: absorbing)."""
+    from dime_pipeline.datasets import Pack
+    from dime_pipeline.evaluation.evaluate import evaluate
+
+    pack = tmp_path / "old.zarr"
+    rows = _pack(pack, families=["homogeneous", "liver"], patterns=False)
+    assert not (pack / "pattern").exists() and "patterns" not in Pack(pack).attrs
+    store = tmp_path / "dime.zarr"
+    _estimates(store, pack, "dime", rows, 1.0)
+    documents = evaluate(pack, [store]).documents
+    summary, groups = documents["summary.json"], documents["groups.json"]
+    assert summary["patterns"] == ["reflecting", "absorbing"]
+    assert summary["by_pattern"]["reflecting"]["dime"]["n_samples"] == 4
+    assert summary["by_pattern"]["absorbing"]["dime"]["n_samples"] == 4
+    assert groups["by_pattern"]["reflecting"]["inf"]["dime"]["n_samples"] == 2
+    for sample in documents["samples.json"]["samples"]:
+        assert (
+            sample["wave_pattern"]
+            == {"liver": "reflecting", "homogeneous": "absorbing"}[sample["family"]]
+        )
+    liver = summary["table"]["liver"]["dime"]
+    assert summary["by_pattern"]["reflecting"]["dime"]["pixel"] == liver["pixel"]
 
 
 def test_report_has_every_section_and_figure(run: dict[str, Path]) -> None:
@@ -243,6 +328,7 @@ def test_report_has_every_section_and_figure(run: dict[str, Path]) -> None:
         "summary",
         "family-homogeneous",
         "family-inclusion",
+        "patterns",
         "noise",
         "sweeps",
         "training",
@@ -253,6 +339,9 @@ def test_report_has_every_section_and_figure(run: dict[str, Path]) -> None:
     ):
         assert f'<section id="{section}">' in text, section
     assert text.index('id="summary"') < text.index('id="family-') < text.index('id="provenance"')
+    assert (
+        text.index('id="family-inclusion"') < text.index('id="patterns"') < text.index('id="noise"')
+    )
     manifest = json.loads((run["figures"] / "manifest.json").read_text())["figures"]
     kinds = {(e["kind"], e["family"]) for e in manifest}
     for family in FAMILIES:
@@ -489,6 +578,52 @@ def test_bland_altman_with_too_few_points_says_so(run: dict[str, Path]) -> None:
     summary = _section(text, "summary")
     first = summary.index("<h3>inclusion</h3>")
     assert "– (4 pairs)" in summary[:first] and "– (4 pairs)" not in summary[first:]
+
+
+def test_report_breaks_results_down_by_wave_pattern(run: dict[str, Path], tmp_path: Path) -> None:
+    text = run["html"].read_text()
+    assert '<a href="#patterns">Wave patterns</a>' in text
+    section = _section(text, "patterns")
+    titles = re.findall(r"<h3>([^<]+)</h3>", section)
+    assert titles == [
+        title
+        for pattern in ("converging", "multi-driver", "absorbing")
+        for title in (pattern, f"{pattern}: SNR 10", f"{pattern}: noise-free")
+    ]
+    assert "2 phantoms (homogeneous, inclusion), 4 samples." in section
+    assert "1 phantom (inclusion), 2 samples." in section
+    assert "Several drivers: their waves interfere." in section
+    assert "stage agreement %" not in section  # staging is the liver family's, not a pattern's
+    # Each pattern's pooled table: one row per method with its sample count, then the truth row;
+    # the per-level tables: half of the samples each.
+    metrics = _strict_json(run["metrics"] / "summary.json")["by_pattern"]
+    tables = re.findall(r"<table[^>]*>(.*?)</table>", section, re.DOTALL)
+    assert len(tables) == 3 * 3
+    counts = {"converging": 4, "multi-driver": 2, "absorbing": 2}
+    for k, (title, count) in enumerate(counts.items()):
+        pooled = tables[3 * k]
+        methods = re.findall(r"<tr><th>([^<]+)</th><td>(\d+)</td>", pooled)
+        assert methods == [("DIME", str(count)), ("MMDI", str(count)), ("DI", str(count))], title
+        assert "<th>ground truth</th>" in pooled
+        mape = metrics[title.replace("-", "_")]["dime"]["headline"]["mape_pct"]
+        dime = re.search(r"<tr><th>DIME</th>.*?</tr>", pooled).group(0)
+        assert f">{mape:.1f}</" in dime  # the MAPE cell (bold when the best)
+        for level in tables[3 * k + 1 : 3 * k + 3]:
+            assert re.findall(r"<tr><th>DIME</th><td>(\d+)</td>", level) == [str(count // 2)]
+    summary = _section(text, "summary")
+    assert "per wave pattern under Wave patterns" in summary
+    # Metrics written before wave patterns: the report still builds, without the section.
+    old = tmp_path / "metrics"
+    old.mkdir()
+    for path in run["metrics"].glob("*.json"):
+        document = json.loads(path.read_text())
+        for key in ("by_pattern", "patterns"):
+            document.pop(key, None)
+        for sample in document.get("samples", []):
+            sample.pop("wave_pattern")
+        (old / path.name).write_text(json.dumps(document))
+    text = _build(run, tmp_path / "index.html", old)
+    assert 'id="patterns"' not in text and 'id="family-inclusion"' in text
 
 
 def test_provenance_lists_each_noise_level_once(run: dict[str, Path]) -> None:

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from scipy.special import jv
 
-from dime_pipeline.config import validate_config
+from dime_pipeline.config import WAVE_PATTERNS, validate_config
 from dime_pipeline.fem.simulate import simulate
 from dime_pipeline.phantoms import draw_phantom, make_phantom
-from dime_pipeline.phantoms.spec import SPEC_FILE, WAVE_PATTERNS, read_spec
+from dime_pipeline.phantoms.spec import SPEC_FILE, read_spec
 from dime_pipeline.store import read_sample
 
 FAMILIES = ("homogeneous", "heterogeneous", "liver")

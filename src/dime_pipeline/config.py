@@ -168,6 +168,9 @@ class IntRange(_Ordered):
 # Driver direction kinds (their meaning: phantoms.spec) and outer boundary kinds.
 DIRECTION_KINDS = ("random", "normal", "tangential", "through_plane")
 MAX_DRIVERS = 6  # drivers per phantom: more crowd the outline and slow the meshing
+# A phantom's wave pattern, most specific first (their meaning: phantoms.spec.PhantomSpec.
+# wave_pattern); stores and packs record them.
+WAVE_PATTERNS = ("converging", "multi_driver", "reflecting", "absorbing")
 BOUNDARY_KINDS = ("absorbing", "free", "mixed")
 
 

@@ -16,10 +16,16 @@ array               dtype        axes                                   units
 ``snr``             float64      (sample,)                              inf when noise-free
 ``family``          int16        (sample,)                              index into attr
 ``seed``            int64        (sample,)                              the sample's seed
+``pattern``         int16        (sample,)                              index into attr
 ==================  ===========  =====================================  =====================
 
 Group attributes: ``schema_version``, ``split``, ``families`` (names for the ``family`` codes),
-``config_hash``, ``versions`` (package versions), ``sources`` (the sample store of each row).
+``config_hash``, ``versions`` (package versions), ``sources`` (the sample store of each row),
+``patterns`` (names for the ``pattern`` codes, the wave patterns of ``config.WAVE_PATTERNS``).
+
+``pattern`` and ``patterns`` go together (:data:`OPTIONAL_ARRAYS`): packs written before wave
+patterns lack both, and :class:`Pack` reads them with the pattern each row's family then had
+(:func:`dime_pipeline.store.wave_pattern_of`); a writer given no ``patterns`` writes neither.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from dime_pipeline.config import WAVE_PATTERNS
 from dime_pipeline.errors import UserError
 from dime_pipeline.store import (
     EVERY_CHUNK,
@@ -41,6 +48,7 @@ from dime_pipeline.store import (
     read_array,
     read_errors,
     reading,
+    wave_pattern_of,
 )
 
 PACK_SCHEMA_VERSION = 1
@@ -56,8 +64,11 @@ PACK_ARRAYS: dict[str, type] = {
     "snr": np.float64,
     "family": np.int16,
     "seed": np.int64,
+    "pattern": np.int16,
 }
 PACK_ATTRS = ("split", "families", "config_hash", "versions", "sources")
+# Arrays a pack holds only with their names attribute (array -> attribute): older packs lack both.
+OPTIONAL_ARRAYS = {"pattern": "patterns"}
 # Per-sample arrays that always hold data, so a missing chunk file means a truncated pack (not
 # the columns: an all-zero ``family`` chunk is absent from packs written before EVERY_CHUNK).
 COMPLETE_ARRAYS = ("measured", "displacement", "modulus", "mask")
@@ -65,18 +76,30 @@ IMAGE_ARRAYS = ("measured", "displacement", "modulus", "mask", "labels")  # one 
 COLUMNS = tuple(name for name in PACK_ARRAYS if name not in IMAGE_ARRAYS)  # one chunk each
 
 
+def stored_arrays(attrs: Mapping[str, Any]) -> list[str]:
+    """The arrays of a pack with attributes ``attrs``: the optional ones only with their names."""
+    return [n for n in PACK_ARRAYS if n not in OPTIONAL_ARRAYS or OPTIONAL_ARRAYS[n] in attrs]
+
+
 def write_pack(
     path: str | Path, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any]
 ) -> None:
-    """Write a packed dataset from whole arrays (every array of the schema, same leading length)."""
-    missing = sorted(set(PACK_ARRAYS) - set(arrays))
+    """Write a packed dataset from whole arrays (every array of the schema, same leading length;
+    ``pattern`` only, and then necessarily, with the attribute ``patterns``)."""
+    names = stored_arrays(attrs)
+    missing = sorted(set(names) - set(arrays))
     if missing:
         raise ValueError(f"packed dataset lacks {missing}")
-    lengths = {name: len(arrays[name]) for name in PACK_ARRAYS}
+    unnamed = sorted(name for name in OPTIONAL_ARRAYS if name in arrays and name not in names)
+    if unnamed:
+        raise ValueError(
+            f"arrays {unnamed} need the attributes {[OPTIONAL_ARRAYS[n] for n in unnamed]}"
+        )
+    lengths = {name: len(arrays[name]) for name in names}
     if len(set(lengths.values())) != 1:
         raise ValueError(f"arrays disagree on the number of samples: {lengths}")
     count = lengths["modulus"]
-    rows = ({name: arrays[name][i] for name in PACK_ARRAYS} for i in range(count))
+    rows = ({name: arrays[name][i] for name in names} for i in range(count))
     write_pack_rows(path, count, arrays["measured"].shape[1:], rows, attrs)
 
 
@@ -89,13 +112,15 @@ def write_pack_rows(
 ) -> None:
     """Write a packed dataset of ``count`` samples atomically, one row at a time.
 
-    ``rows`` yields every array of the schema for one sample; ``field_shape`` is the shape of its
-    ``measured`` field, (component, [z,] y, x). Only one sample's images are held in memory, so
-    packs of any size fit (the per-sample columns, a few numbers each, are written at the end).
+    ``rows`` yields every array of the schema for one sample (``pattern`` only when ``attrs``
+    has ``patterns``: :func:`stored_arrays`); ``field_shape`` is the shape of its ``measured``
+    field, (component, [z,] y, x). Only one sample's images are held in memory, so packs of any
+    size fit (the per-sample columns, a few numbers each, are written at the end).
     """
     missing = sorted(set(PACK_ATTRS) - set(attrs))
     if missing:
         raise ValueError(f"packed dataset lacks {missing}")
+    names = stored_arrays(attrs)
     shapes = _row_shapes(tuple(field_shape))
     axes = ["z", "y", "x"][-len(shapes["modulus"]) :]
     with atomic_directory(Path(path)) as tmp:
@@ -105,8 +130,12 @@ def write_pack_rows(
             zarr_format=3,
             attributes=jsonable({"schema_version": PACK_SCHEMA_VERSION, **attrs}),
         )
-        arrays = {name: _create(group, name, count, shapes[name], axes) for name in PACK_ARRAYS}
-        columns = {name: np.zeros((count, *shapes[name]), PACK_ARRAYS[name]) for name in COLUMNS}
+        arrays = {name: _create(group, name, count, shapes[name], axes) for name in names}
+        columns = {
+            name: np.zeros((count, *shapes[name]), PACK_ARRAYS[name])
+            for name in COLUMNS
+            if name in names
+        }
         written = 0
         for index, row in enumerate(rows):
             if index >= count:
@@ -174,11 +203,19 @@ class Pack:
                     f"{self.path}: schema_version {version!r} is not supported "
                     f"(this version reads {PACK_SCHEMA_VERSION})"
                 )
+            for name, names in OPTIONAL_ARRAYS.items():
+                if names not in self.attrs and name in group:
+                    raise UserError(
+                        f"{self.path}: not a valid packed dataset (array '{name}' without the "
+                        f"attribute '{names}' naming its codes)"
+                    )
             self.arrays = {
-                name: member(group, name, complete=name in COMPLETE_ARRAYS) for name in PACK_ARRAYS
+                name: member(group, name, complete=name in COMPLETE_ARRAYS)
+                for name in stored_arrays(self.attrs)
             }
             problem = _schema_problem(self.arrays, self.attrs) or _column_problem(
-                {name: read_array(self.arrays[name]) for name in COLUMNS}, self.attrs
+                {name: read_array(self.arrays[name]) for name in COLUMNS if name in self.arrays},
+                self.attrs,
             )
             if problem:
                 raise UserError(f"{self.path}: not a valid packed dataset ({problem})")
@@ -190,8 +227,21 @@ class Pack:
     def families(self) -> list[str]:
         return list(self.attrs["families"])
 
+    @property
+    def patterns(self) -> list[str]:
+        """Names for the ``pattern`` codes; for a pack written before wave patterns, the
+        patterns its families then had (:func:`~dime_pipeline.store.wave_pattern_of`), sorted."""
+        if "patterns" in self.attrs:
+            return list(self.attrs["patterns"])
+        return sorted({wave_pattern_of({"family": family}) for family in self.families})
+
+    def wave_patterns(self) -> list[str]:
+        """The wave pattern of every row, by name."""
+        patterns = self.patterns
+        return [patterns[int(code)] for code in self.column("pattern")]
+
     def sample(self, index: int) -> dict[str, np.ndarray]:
-        """Every array of one sample (row ``index``)."""
+        """Every array the pack holds of one sample (row ``index``)."""
         return {name: self.row(name, index) for name in self.arrays}
 
     def row(self, name: str, index: int) -> np.ndarray:
@@ -199,12 +249,22 @@ class Pack:
         return self._read(name, index)
 
     def column(self, name: str) -> np.ndarray:
-        """A whole array, e.g. ``frequency_hz`` for all samples."""
+        """A whole array, e.g. ``frequency_hz`` for all samples. ``pattern`` of a pack written
+        before wave patterns: the codes (into :attr:`patterns`) of its rows' families then."""
         return self._read(name, ...)
 
     def _read(self, name: str, key: Any) -> np.ndarray:
+        if name == "pattern" and name not in self.arrays:
+            return self._legacy_patterns()[key]
         with read_errors(self.path, "packed dataset"):  # lazily, after __init__'s checks
             return read_array(self.arrays[name], key)
+
+    def _legacy_patterns(self) -> np.ndarray:
+        """The ``pattern`` codes of a pack without them: each row's family's old pattern."""
+        families, patterns = self.families, self.patterns
+        by_family = [patterns.index(wave_pattern_of({"family": family})) for family in families]
+        codes = np.asarray(by_family, PACK_ARRAYS["pattern"])
+        return codes[self._read("family", ...).astype(np.intp)]
 
 
 def _schema_problem(arrays: Mapping[str, zarr.Array], attrs: Mapping[str, Any]) -> str | None:
@@ -226,12 +286,18 @@ def _schema_problem(arrays: Mapping[str, zarr.Array], attrs: Mapping[str, Any]) 
     families = attrs.get("families")
     if not (isinstance(families, list) and all(isinstance(f, str) for f in families)):
         return f"attribute 'families' must be a list of names (got {families!r})"
+    patterns = attrs.get("patterns", [])
+    if not (isinstance(patterns, list) and all(p in WAVE_PATTERNS for p in patterns)):
+        return (
+            f"attribute 'patterns' must be a list of {', '.join(WAVE_PATTERNS)} (got {patterns!r})"
+        )
     return None
 
 
 def _column_problem(columns: Mapping[str, np.ndarray], attrs: Mapping[str, Any]) -> str | None:
     """The first per-sample value out of range: physical quantities finite and > 0, ``snr`` > 0
-    (inf: noise-free), ``family`` an index into the ``families`` attribute, ``seed`` >= 0."""
+    (inf: noise-free), ``family`` an index into the ``families`` attribute, ``seed`` >= 0,
+    ``pattern`` (when there) an index into the ``patterns`` attribute."""
     checks = {
         "frequency_hz": (np.isfinite, "a finite number > 0"),
         "voxel_size_m": (np.isfinite, "a finite number > 0"),
@@ -248,6 +314,12 @@ def _column_problem(columns: Mapping[str, np.ndarray], attrs: Mapping[str, Any])
         f"an index into the {families} families",
     )
     bad["seed"] = (columns["seed"] < 0, "an integer >= 0")
+    if "pattern" in columns:
+        patterns = len(attrs["patterns"])
+        bad["pattern"] = (
+            (columns["pattern"] < 0) | (columns["pattern"] >= patterns),
+            f"an index into the {patterns} patterns",
+        )
     for name, (flags, wanted) in bad.items():
         rows = np.flatnonzero(flags.any(axis=tuple(range(1, flags.ndim))))
         if len(rows):

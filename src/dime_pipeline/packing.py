@@ -6,6 +6,10 @@ training and testing. Within each family the samples are shuffled by a stream se
 (split seed, family) and cut by the fractions (largest remainder), stratified so that every split
 with a positive fraction gets each family when the family has enough samples. The split depends
 on the split seed and the set of (family, seed) pairs only, not on the order stores are given.
+
+Each row keeps its store's family and wave pattern (``family`` and ``pattern`` codes into the
+pack attributes ``families`` and ``patterns``; a store without ``wave_pattern`` gets what its
+family was before wave patterns: :func:`dime_pipeline.store.wave_pattern_of`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from dime_pipeline.errors import UserError
 from dime_pipeline.progressbar import each
 from dime_pipeline.provenance import package_versions
 from dime_pipeline.seeding import generator, sample_seed
-from dime_pipeline.store import read_sample, read_sample_header
+from dime_pipeline.store import read_sample, read_sample_header, wave_pattern_of
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,7 @@ class StoreInfo:
     shape: tuple[int, ...]
     config_hash: str
     acquisition_seed: int
+    wave_pattern: str  # one of store.WAVE_PATTERNS
 
     @property
     def key(self) -> tuple[str, int]:
@@ -61,6 +66,7 @@ def inspect_store(path: Path) -> StoreInfo:
         shape=shapes["displacement"],
         config_hash=str(attrs["config_hash"]),
         acquisition_seed=int(attrs["acquisition"]["seed"]),
+        wave_pattern=wave_pattern_of(attrs),
     )
 
 
@@ -123,10 +129,12 @@ def pack_stores(
     infos = _inspect_all(stores)
     config_hash = _common_config_hash(infos, config_hash)
     families = sorted({info.family for info in infos})
+    patterns = sorted({info.wave_pattern for info in infos})
     assignment = assign_splits([info.key for info in infos], fractions, seed)
     rows = sorted(infos, key=lambda info: (info.family, info.seed, str(info.path)))
     provenance = {
         "families": families,
+        "patterns": patterns,
         "config_hash": config_hash,
         "versions": package_versions(*PACK_PACKAGES),
         "split_seed": seed,
@@ -142,7 +150,8 @@ def pack_stores(
             "split": split,
         }
         path = Path(out_dir) / f"{split}.zarr"
-        write_pack_rows(path, len(members), infos[0].shape, _rows(members, families), attrs)
+        member_rows = _rows(members, families, patterns)
+        write_pack_rows(path, len(members), infos[0].shape, member_rows, attrs)
         written[split] = [info.path for info in members]
         log.info("%s: %d stores", split, len(members))
     return written
@@ -176,7 +185,9 @@ def _common_config_hash(infos: Sequence[StoreInfo], given: str | None) -> str:
     return hashes[0]
 
 
-def _rows(members: Sequence[StoreInfo], families: list[str]) -> Iterator[dict[str, Any]]:
+def _rows(
+    members: Sequence[StoreInfo], families: list[str], patterns: list[str]
+) -> Iterator[dict[str, Any]]:
     """Every pack array of each member in turn, reading one store at a time."""
     for info in members:
         sample = read_sample(info.path)
@@ -193,4 +204,5 @@ def _rows(members: Sequence[StoreInfo], families: list[str]) -> Iterator[dict[st
             "snr": np.inf if snr is None else snr,
             "family": families.index(info.family),
             "seed": info.seed,
+            "pattern": patterns.index(info.wave_pattern),
         }

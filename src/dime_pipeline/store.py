@@ -8,7 +8,8 @@ Arrays
     measured      optional, complex128 like ``displacement``: the acquired (noisy) first harmonic
                   that ``dime-pipeline acquire`` adds (see ``dime_pipeline.acquisition``)
 Group attributes: ``schema_version``, ``family``, ``seed``, ``frequency_hz``, ``voxel_size_m``,
-``density_kg_m3``, ``config_hash``, ``solver`` (dofs, ranks, seconds, versions) and more.
+``density_kg_m3``, ``config_hash``, ``solver`` (dofs, ranks, seconds, versions) and more, among
+them ``wave_pattern`` (read it with :func:`wave_pattern_of`: older stores lack it).
 
 Writes are atomic: the group is built in a hidden sibling folder and renamed into place, so a
 killed job never leaves a store that looks finished.
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from dime_pipeline.config import FAMILIES
+from dime_pipeline.config import FAMILIES, WAVE_PATTERNS
 from dime_pipeline.errors import UserError, one_line
 
 SCHEMA_VERSION = 1
@@ -46,6 +47,10 @@ REQUIRED_ATTRS = (
     "config_hash",
     "solver",
 )
+# What stores written before ``wave_pattern`` existed were: one driver with an absorbing rest of
+# the boundary, except the liver, whose skin was traction-free (reflecting).
+LEGACY_WAVE_PATTERN = "absorbing"
+LEGACY_WAVE_PATTERNS = {"liver": "reflecting"}
 _DTYPES = {
     "displacement": np.complex128,
     "modulus": np.complex128,
@@ -303,6 +308,10 @@ def _attribute_problem(attrs: Mapping[str, Any], ndim: int, components: int) -> 
         checks.append(("components", ok, f"{components} distinct names of x, y, z"))
     elif components > 3:
         return f"array 'displacement' has {components} components (at most 3: x, y, z)"
+    if attrs.get("wave_pattern") is not None:
+        pattern = attrs["wave_pattern"]
+        ok = isinstance(pattern, str) and pattern in WAVE_PATTERNS
+        checks.append(("wave_pattern", ok, f"one of {', '.join(WAVE_PATTERNS)}"))
     if "acquisition" in attrs:
         acquisition = attrs["acquisition"]
         ok = isinstance(acquisition, dict) and _integer(acquisition.get("seed"))
@@ -315,6 +324,18 @@ def _attribute_problem(attrs: Mapping[str, Any], ndim: int, components: int) -> 
             shown = "" if isinstance(got, dict) else f" (got {got!r})"
             return f"attribute '{key}' must be {wanted}{shown}"
     return None
+
+
+def wave_pattern_of(attrs: Mapping[str, Any]) -> str:
+    """The wave pattern (one of :data:`WAVE_PATTERNS`) of a sample store from its attributes;
+    for a store written before the attribute existed, what its ``family`` then was (liver:
+    "reflecting", any other: "absorbing")."""
+    pattern = attrs.get("wave_pattern")
+    if pattern is None:
+        return LEGACY_WAVE_PATTERNS.get(str(attrs.get("family")), LEGACY_WAVE_PATTERN)
+    if pattern not in WAVE_PATTERNS:
+        raise ValueError(f"wave_pattern {pattern!r} is not one of {', '.join(WAVE_PATTERNS)}")
+    return str(pattern)
 
 
 def _integer(value: Any) -> bool:

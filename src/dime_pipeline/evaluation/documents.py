@@ -2,9 +2,11 @@
 writing them as strict JSON.
 
 ``samples.json``: every method's metrics per row; ``groups.json``: pooled per family and noise
-level; ``summary.json``: pooled per family over all noise levels; ``sweeps.json``: headline
-metrics along the sweeps of the study (noise, frequency, voxel size); ``provenance.json``:
-:func:`dime_pipeline.evaluation.labels.provenance`.
+level (``table``) and per wave pattern and noise level (``by_pattern``); ``summary.json``: pooled
+per family (``table``) and per wave pattern (``by_pattern``) over all noise levels;
+``sweeps.json``: headline metrics along the sweeps of the study (noise, frequency, voxel size);
+``provenance.json``: :func:`dime_pipeline.evaluation.labels.provenance`. Every document lists
+the ``methods``, ``families`` and wave ``patterns`` of the evaluation.
 """
 
 from __future__ import annotations
@@ -36,10 +38,13 @@ def build_documents(evaluation: Evaluation) -> dict[str, dict[str, Any]]:
         "schema_version": METRICS_SCHEMA_VERSION,
         "methods": evaluation.methods,
         "families": evaluation.families,
+        "patterns": evaluation.patterns,
     }
+    summary = {"table": _summary(evaluation), "by_pattern": _pattern_summary(evaluation)}
+    groups = {"table": _groups(evaluation), "by_pattern": _pattern_groups(evaluation)}
     return {
-        "summary.json": {**header, "kind": "metrics-summary", "table": _summary(evaluation)},
-        "groups.json": {**header, "kind": "metrics-groups", "table": _groups(evaluation)},
+        "summary.json": {**header, "kind": "metrics-summary", **summary},
+        "groups.json": {**header, "kind": "metrics-groups", **groups},
         "samples.json": {**header, "kind": "metrics-samples", "samples": _samples(evaluation)},
         "sweeps.json": {**header, "kind": "metrics-sweeps", **_sweeps(evaluation)},
         "provenance.json": {**header, "kind": "metrics-provenance", **provenance(evaluation)},
@@ -74,6 +79,30 @@ def _groups(evaluation: Evaluation) -> dict[str, Any]:
     return table
 
 
+def _pattern_summary(evaluation: Evaluation) -> dict[str, Any]:
+    """wave pattern → method → metrics pooled over every family and noise level."""
+    return {
+        pattern: {
+            method: _pooled(evaluation, method, evaluation.select(pattern=pattern))
+            for method in evaluation.methods
+        }
+        for pattern in evaluation.patterns
+    }
+
+
+def _pattern_groups(evaluation: Evaluation) -> dict[str, Any]:
+    """wave pattern → SNR label → method → metrics pooled over every family."""
+    table: dict[str, Any] = {}
+    for pattern in evaluation.patterns:
+        table[pattern] = {}
+        for label in evaluation.snr_labels(pattern=pattern):
+            indices = evaluation.select(snr=label, pattern=pattern)
+            table[pattern][label] = {
+                method: _pooled(evaluation, method, indices) for method in evaluation.methods
+            }
+    return table
+
+
 def _samples(evaluation: Evaluation) -> list[dict[str, Any]]:
     samples = []
     for row in evaluation.rows:
@@ -90,6 +119,7 @@ def _samples(evaluation: Evaluation) -> list[dict[str, Any]]:
             {
                 "row": row.index,
                 "family": row.family,
+                "wave_pattern": row.wave_pattern,
                 "seed": row.seed,
                 "snr": row.snr,
                 "snr_label": row.snr_label,

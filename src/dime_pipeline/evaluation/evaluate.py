@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from dime_pipeline.config import WAVE_PATTERNS
 from dime_pipeline.datasets import Pack
 from dime_pipeline.errors import UserError
 from dime_pipeline.estimates import Estimates, read_estimates
@@ -38,6 +39,7 @@ from dime_pipeline.evaluation.labels import (
     NOISE_FREE,
     method_rank,
     method_title,
+    pattern_title,
     region_names,
     snr_label,
     snr_title,
@@ -70,6 +72,7 @@ __all__ = [
     "group_metrics",
     "headline",
     "method_title",
+    "pattern_title",
     "snr_label",
     "snr_title",
     "versions",
@@ -100,16 +103,30 @@ class Evaluation:
     def families(self) -> list[str]:
         return sorted({row.family for row in self.rows})
 
-    def snr_labels(self, family: str | None = None) -> list[str]:
-        snrs = {row.snr for row in self.rows if family in (None, row.family)}
+    @property
+    def patterns(self) -> list[str]:
+        """The rows' wave patterns, in the order of ``config.WAVE_PATTERNS``."""
+        return sorted({row.wave_pattern for row in self.rows}, key=WAVE_PATTERNS.index)
+
+    def snr_labels(self, family: str | None = None, pattern: str | None = None) -> list[str]:
+        snrs = {
+            row.snr
+            for row in self.rows
+            if family in (None, row.family) and pattern in (None, row.wave_pattern)
+        }
         return [snr_label(s) for s in sorted(snrs)]
 
-    def select(self, family: str | None = None, snr: str | None = None) -> list[int]:
-        """Indices of the rows of ``family`` (all if None) at noise level ``snr`` (a label)."""
+    def select(
+        self, family: str | None = None, snr: str | None = None, pattern: str | None = None
+    ) -> list[int]:
+        """Indices of the rows of ``family`` at noise level ``snr`` (a label) of wave pattern
+        ``pattern`` (each: all if None)."""
         return [
             row.index
             for row in self.rows
-            if family in (None, row.family) and snr in (None, row.snr_label)
+            if family in (None, row.family)
+            and snr in (None, row.snr_label)
+            and pattern in (None, row.wave_pattern)
         ]
 
 
@@ -173,7 +190,7 @@ def _load_estimates(
 
 
 def _rows(pack: Pack) -> list[Row]:
-    families = pack.families
+    families, patterns = pack.families, pack.wave_patterns()
     codes, seeds = pack.column("family"), pack.column("seed")
     snrs, frequencies = pack.column("snr"), pack.column("frequency_hz")
     voxels = pack.column("voxel_size_m") * 1e3
@@ -186,6 +203,7 @@ def _rows(pack: Pack) -> list[Row]:
             snr=float(snrs[i]),
             frequency_hz=float(frequencies[i]),
             voxel_size_mm=tuple(float(v) for v in voxels[i]),
+            wave_pattern=patterns[i],
             region_names=region_names(pack.path, sources[i] if i < len(sources) else None),
         )
         for i in range(len(pack))

@@ -32,6 +32,11 @@ def snr_title(label: str) -> str:
     return "noise-free" if label == NOISE_FREE else f"SNR {label}"
 
 
+def pattern_title(pattern: str) -> str:
+    """A wave pattern as the report writes it: 'multi_driver' → 'multi-driver'."""
+    return pattern.replace("_", "-")
+
+
 def method_title(method: str) -> str:
     return method.upper()
 
@@ -89,6 +94,7 @@ def provenance(evaluation: Evaluation) -> dict[str, Any]:
             "split": pack.attrs.get("split"),
             "n_samples": len(pack),
             "families": pack.families,
+            "patterns": pack.patterns,
             "config_hash": config_hash,
             "versions": pack.attrs.get("versions"),
             "sources": pack.attrs.get("sources"),

@@ -2,9 +2,10 @@
 external resources) that opens from disk.
 
 Order: summary table per family × method (at a glance), one section per family (tables, maps,
-scatter, Bland–Altman, staging for the liver family, ROIs, edges), noise, sweeps, training,
-phantoms, metric definitions, config and provenance. Built from ``results/metrics/*.json`` and
-the figures that ``dime-pipeline evaluate`` wrote (``manifest.json``).
+scatter, Bland–Altman, staging for the liver family, ROIs, edges), wave patterns (tables per
+pattern × method, all families pooled), noise, sweeps, training, phantoms, metric definitions,
+config and provenance. Built from ``results/metrics/*.json`` and the figures that
+``dime-pipeline evaluate`` wrote (``manifest.json``).
 
 The page is a Jinja2 template (``templates/report.html.j2``, its blocks ``_blocks.html.j2`` and
 style ``report.css``, autoescaped) filled with the plain data of :func:`build_context`: restyle
@@ -32,6 +33,7 @@ from dime_pipeline.evaluation import figures
 from dime_pipeline.evaluation.evaluate import (
     METRIC_FILES,
     method_title,
+    pattern_title,
     snr_title,
     versions,
 )
@@ -50,6 +52,15 @@ TEMPLATES_ENV = "DIME_REPORT_TEMPLATES"
 MIN_TEST_PHANTOMS = 5
 # Fibrosis staging is defined for the liver only (clinical liver MRE cut-offs).
 STAGED_FAMILIES = ("liver",)
+# What each wave pattern of the phantoms (config.WAVE_PATTERNS) means, for the report's readers.
+PATTERN_READINGS = {
+    "converging": "one driver around the whole outline: waves converge on the centre",
+    "multi_driver": "several drivers: their waves interfere",
+    "reflecting": "one driver and a traction-free (reflecting) outer boundary, in whole or in "
+    "part: standing waves",
+    "absorbing": "one driver and an absorbing rest of the boundary: waves travel out, as in an "
+    "unbounded medium",
+}
 # The package's pretrained DIME model and its training log live here (the shipped model).
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "dime" / "pretrained"
 
@@ -255,6 +266,8 @@ def build_context(inputs: ReportInputs) -> dict[str, Any]:
         sections.append(
             _section(f"family-{family}", f"Family: {family}", _family_blocks(inputs, family))
         )
+    if summary.get("by_pattern"):  # metrics written before wave patterns have none
+        sections.append(_section("patterns", "Wave patterns", _pattern_blocks(inputs)))
     sections.append(_section("noise", "Noise", _noise_blocks(inputs)))
     sections.append(_section("sweeps", "Frequency and voxel size", _sweeps_blocks(inputs)))
     if inputs.training_png is not None:
@@ -371,7 +384,7 @@ def _summary_blocks(inputs: ReportInputs) -> list[dict[str, Any]]:
         _p(
             "All noise levels pooled per family; the best value of each column is in bold. "
             "Bias is estimate − truth. Definitions are at the end; per-level numbers in each "
-            "family's section and under Noise."
+            "family's section and under Noise; per wave pattern under Wave patterns."
         )
     ]
     for family in summary["families"]:
@@ -382,12 +395,12 @@ def _summary_blocks(inputs: ReportInputs) -> list[dict[str, Any]]:
     return blocks
 
 
-def _findings(table: dict[str, Any]) -> dict[str, Any]:
+def _findings(table: dict[str, Any], group: str = "family") -> dict[str, Any]:
     """One line at a glance: the most accurate method and each method's bias."""
     mape = {m: g["headline"].get("mape_pct") for m, g in table.items()}
     ranked = sorted((v, m) for m, v in mape.items() if _finite(v))
     if not ranked:
-        return _p("No method produced estimates for this family.")
+        return _p(f"No method produced estimates for this {group}.")
     best = ranked[0][1]
     biases = ", ".join(
         f"{method_title(m)} {_fmt(g['headline'].get('bias_pct'), '+.1f')} %"
@@ -402,7 +415,8 @@ def _findings(table: dict[str, Any]) -> dict[str, Any]:
 
 
 def _columns(family: str) -> list[tuple[str, str, str, str | None]]:
-    """The summary columns shown for ``family``: stage agreement only where staging is defined."""
+    """The summary columns shown for ``family``: stage agreement only where staging is defined
+    (never for "", a group of several families)."""
     return [c for c in COLUMNS if c[0] != "stage_agreement_pct" or family in STAGED_FAMILIES]
 
 
@@ -487,6 +501,49 @@ def _family_blocks(inputs: ReportInputs, family: str) -> list[dict[str, Any]]:
         blocks.append(_h3("Edge widths"))
         blocks.append(edges)
     return blocks
+
+
+def _pattern_blocks(inputs: ReportInputs) -> list[dict[str, Any]]:
+    """Per wave pattern (all families pooled): the headline table over all noise levels, then
+    one per noise level when there are several."""
+    summary = inputs.metrics["summary"]
+    levels = inputs.metrics["groups"].get("by_pattern") or {}
+    samples = inputs.metrics["samples"]["samples"]
+    methods = summary["methods"]
+    blocks = [
+        _p(
+            "All families pooled per wave pattern of the phantoms, over all noise levels (with "
+            "the ground truth's CV and edge width) and per noise level; the best value of each "
+            "column is in bold. Phantoms simulated before wave patterns were recorded count as "
+            "absorbing, the liver as reflecting (its skin was traction-free)."
+        )
+    ]
+    for pattern, table in summary["by_pattern"].items():
+        title = pattern_title(pattern)
+        blocks.append(_h3(title))
+        blocks.append(_p(_pattern_note(pattern, samples), "note"))
+        blocks.append(_findings(table, "wave pattern"))
+        blocks.append(_headline_table(table, methods, "", reference=True))
+        by_level = levels.get(pattern) or {}
+        if len(by_level) > 1:
+            for label, level in by_level.items():
+                blocks.append(_h3(f"{title}: {snr_title(label)}"))
+                blocks.append(_headline_table(level, methods, "", reference=False))
+    return blocks
+
+
+def _pattern_note(pattern: str, samples: Sequence[dict[str, Any]]) -> str:
+    """What the pattern is, and which phantoms of the test split have it."""
+    rows = [s for s in samples if s.get("wave_pattern") == pattern]
+    phantoms = {(s["family"], s["seed"]) for s in rows}
+    families = ", ".join(sorted({family for family, _ in phantoms}))
+    reading = PATTERN_READINGS.get(pattern, pattern_title(pattern))
+    reading = f"{reading[0].upper()}{reading[1:]}."
+    if not rows:  # samples.json written before wave patterns
+        return reading
+    return (
+        f"{reading} {_count(len(phantoms), 'phantom')} ({families}), {_count(len(rows), 'sample')}."
+    )
 
 
 def _bland_altman_pairs(summary: dict[str, Any], methods: Sequence[str]) -> dict[str, int]:

@@ -52,6 +52,7 @@ class Row:
     snr: float  # inf when noise-free
     frequency_hz: float
     voxel_size_mm: tuple[float, ...]
+    wave_pattern: str  # one of config.WAVE_PATTERNS
     region_names: dict[int, str] = field(default_factory=dict)
 
     @property

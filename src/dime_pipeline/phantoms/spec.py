@@ -39,11 +39,11 @@ FULL_TURN = 2 * np.pi
 # "tangential" follow the outline (radial pulsation, torsion about the centre) instead of being
 # one vector.
 
-# The wave pattern of a phantom (``wave_pattern``), most specific first: one driver covering the
-# whole outline (waves converge on the centre); several drivers (interference); one driver with
-# traction-free (reflecting) outer boundary, everywhere or on some arcs (standing waves); one
-# driver with an absorbing rest (waves travel out, as in an unbounded medium).
-WAVE_PATTERNS = ("converging", "multi_driver", "reflecting", "absorbing")
+# The wave pattern of a phantom (``wave_pattern``, one of config.WAVE_PATTERNS), most specific
+# first: one driver covering the whole outline (waves converge on the centre); several drivers
+# (interference); one driver with traction-free (reflecting) outer boundary, everywhere or on
+# some arcs (standing waves); one driver with an absorbing rest (waves travel out, as in an
+# unbounded medium).
 
 
 @dataclass(frozen=True)
