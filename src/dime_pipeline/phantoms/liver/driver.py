@@ -35,29 +35,8 @@ def draw_driver(config: PipelineConfig, rng: np.random.Generator, anatomy: Anato
     if anatomy.dim == 2:
         arc = width / float(outline_radius(anatomy.outer, np.array([theta]))[0])
         return Driver(float(theta - arc / 2), float(arc), amplitude, unit)
-    return _patch_driver(anatomy, theta, width / 2, z_shift, amplitude, unit)
-
-
-def _patch_driver(
-    anatomy: Anatomy,
-    theta: float,
-    radius: float,
-    z_shift: float,
-    amplitude: float,
-    direction: tuple[float, float, float],
-) -> Driver:
-    return skin_patch(
-        anatomy.outer,
-        anatomy.z_range,
-        anatomy.fat_thickness,
-        anatomy.voxel,
-        anatomy.centre,
-        theta,
-        radius,
-        z_shift,
-        amplitude,
-        direction,
-    )
+    skin = (anatomy.outer, anatomy.z_range, anatomy.fat_thickness, anatomy.voxel, anatomy.centre)
+    return skin_patch(*skin, theta, width / 2, z_shift, amplitude, unit)
 
 
 def skin_patch(
