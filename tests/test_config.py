@@ -76,3 +76,23 @@ def test_console_script_runs(tool_env):
         check=True,
     )
     assert yaml.safe_load(result.stdout)["seed"] == 5
+
+
+def test_later_keys_at_their_defaults_leave_the_hash_alone():
+    """Keys added after studies were made (config.LATER_KEYS) are out of the digest while at
+    their defaults, for the whole config and for a subset (the phantoms' keys) alike; set,
+    they change it."""
+    from dime_pipeline.config import PHANTOM_KEYS
+
+    plain = validate_config({})
+    spelled = validate_config(
+        {"boundary": {"odds": {"absorbing": 1.0}}, "driver": {"count": {"min": 1, "max": 1}}}
+    )
+    assert spelled.digest() == plain.digest()
+    assert spelled.digest(PHANTOM_KEYS) == plain.digest(PHANTOM_KEYS)
+    assert plain.digest() == "6f8b6876443ae23e"  # the hash of the default study before them
+    varied = validate_config({"boundary": {"odds": {"free": 1.0}}})
+    assert varied.digest(PHANTOM_KEYS) != plain.digest(PHANTOM_KEYS)
+    contaminated = validate_config({"acquisition": {"bulk": 0.2}})
+    assert contaminated.digest() != plain.digest()
+    assert contaminated.digest(PHANTOM_KEYS) == plain.digest(PHANTOM_KEYS)

@@ -127,6 +127,7 @@ def test_mask_and_png(tmp_path):
     assert np.median(maps[10:46, 9:36, 0, 0]) == pytest.approx(abs(MODULI[0]) / 1e3, rel=0.05)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "g.json",  # the JSON summary beside OUT
         "g.nii.gz",
         "mask.nii",
         "preview.png",

@@ -623,8 +623,8 @@ class PipelineConfig(_Strict):
                 here, default = here[key], default[key]
             if here[last] == default[last]:
                 del here[last]
-        if keys is not None:
-            values = {key: values[key] for key in keys}
+        if keys is not None:  # a later key left out above stays out
+            values = {key: values[key] for key in keys if key in values}
         canonical = json.dumps(values, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -1,22 +1,11 @@
-"""Users' MRE data for ``dime-pipeline invert``: reading INPUT, writing OUT (docs/inversions.md).
+"""Reading INPUT (NIfTI, .npy, MATLAB .mat, sample store) and its mask into a :class:`UserVolume`.
 
-INPUT is one of
-- NIfTI, ``--layout offsets``: real wave images with the N ≥ 3 phase offsets on the last axis,
-  shape (X, Y, T), (X, Y, Z, T) or (X, Y, Z, C, T) for C encoding components; the first harmonic
-  is DFT bin 1 over the offsets (no phase unwrapping is done);
-- NIfTI, ``--layout complex``: real and imaginary parts of U on a last axis of length 2,
-  (X, Y, 2), (X, Y, Z, 2) or (X, Y, Z, C, 2);
-- a complex ``.npy`` in the library's axis order: (y, x), (z, y, x) or (component, z, y, x);
-- a sample store folder (``dime_pipeline.store``): its ``measured`` field when it has one (an
-  acquired store), else the noise-free ``displacement``.
-Inside, fields use the library's axes (component, [z,] y, x): NIfTI axes (i, j, k) are reversed
-on reading and restored on writing, so OUT keeps INPUT's array axes and affine, untransposed.
-The unit of the field does not matter (G* = -ρω² U/∇²U is scale-free), only its consistency.
+See the package docstring for the formats and axis conventions; the plausibility checks are in
+:mod:`dime_pipeline.userdata.checks`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,27 +14,27 @@ import numpy as np
 
 from dime_pipeline.errors import UserError, one_line
 from dime_pipeline.inversion.harmonic import MIN_OFFSETS, first_harmonic
-from dime_pipeline.inversion.result import InversionResult
-from dime_pipeline.textio import atomic_file
+from dime_pipeline.userdata.checks import (
+    check_in_plane_size,
+    check_offsets_axis,
+    check_offsets_count,
+    resolve_density,
+    resolve_frequency,
+    resolve_spacing,
+)
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dime_pipeline.userdata")
 
 LAYOUTS = ("offsets", "complex")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
-MIN_IN_PLANE_PX = 8
-OUTPUT_VOLUMES = ("|G*| (kPa)", "G' (kPa)", "G'' (kPa)", "confidence (0-1)")
+MAT_SUFFIX = ".mat"
 DEFAULT_DENSITY_KG_M3 = 1000.0
 _METRES_PER_UNIT = {"mm": 1e-3, "meter": 1.0, "micron": 1e-6}
-# (impossible, unusual) bounds: outside the first a value is a unit slip (kHz typed as Hz,
-# metres as mm) and refused; outside the second it is logged as a warning (micro-MRE of small
-# samples runs at kHz with voxels under 0.1 mm; clinical MRE at 25-100 Hz, 1-4 mm).
-FREQUENCY_BOUNDS_HZ = ((1.0, 1e4), (5.0, 1000.0))
-VOXEL_BOUNDS_MM = ((0.01, 100.0), (0.1, 20.0))
-DENSITY_BOUNDS_KG_M3 = ((100.0, 1e5), (900.0, 1300.0))  # soft tissue ~1000-1100; g/cm³ slips
 # Peak memory of an inversion per byte of the complex field: MMDI's filter bank needs 33.7,
 # DIME 4.7, DI 1.6 (`python benchmarks/bench_invert_memory.py`: 256² → 1024² × 3 components);
 # 40 leaves room for reading the file.
 WORK_PER_FIELD_BYTE = 40
+LIBRARY_SHAPES = "(y, x), (z, y, x) or (component, z, y, x)"
 
 
 @dataclass
@@ -54,12 +43,13 @@ class UserVolume:
 
     displacement: np.ndarray  # complex, (component, [z,] y, x), zero outside the mask
     mask: np.ndarray  # bool, ([z,] y, x)
-    voxel_size_m: tuple[float, float]  # in-plane (dy, dx)
+    voxel_size_m: tuple[float, float]  # in-plane (dy, dx), the sizes the inversion used
     frequency_hz: float
     density_kg_m3: float
-    affine: np.ndarray  # 4×4, for OUT
+    affine: np.ndarray  # 4×4 voxel → mm for OUT, its in-plane columns as long as voxel_size_m
     header: object | None  # the INPUT NIfTI header, when there is one
     reversed_axes: bool  # True for NIfTI: library ([z,] y, x) = reversed INPUT (i, j[, k])
+    spacing_source: str = "given"  # where voxel_size_m came from, for the JSON summary
 
 
 @dataclass
@@ -76,10 +66,13 @@ class _Raw:
     density_kg_m3: float | None = None
     mask: np.ndarray | None = None
     slice_m: float | None = None
+    mm_per_unit: float = 1.0  # the affine's length unit, in mm (NIfTI xyzt_units)
+    spacing_source: str = "INPUT"
+    pixdim_assumed: bool = False  # a NIfTI pixdim of exactly 1 with no spatial unit
 
 
 def input_kind(path: Path) -> str:
-    """'nifti', 'npy' or 'store', from the path; raise UserError for anything else."""
+    """'nifti', 'npy', 'mat' or 'store', from the path; raise UserError for anything else."""
     if path.is_dir():
         return "store"
     if not path.exists():
@@ -88,7 +81,11 @@ def input_kind(path: Path) -> str:
         return "nifti"
     if path.suffix == ".npy":
         return "npy"
-    raise UserError(f"{path}: INPUT must be NIfTI (.nii, .nii.gz), .npy or a sample store folder")
+    if path.suffix == MAT_SUFFIX:
+        return "mat"
+    raise UserError(
+        f"{path}: INPUT must be NIfTI (.nii, .nii.gz), .npy, MATLAB .mat or a sample store folder"
+    )
 
 
 def check_output_path(path: str | Path, suffixes: tuple[str, ...]) -> Path:
@@ -107,20 +104,34 @@ def load_user_data(
     voxel_size_mm: float | None = None,
     mask_path: str | Path | None = None,
     density_kg_m3: float | None = None,
+    mat_variable: str | None = None,
 ) -> UserVolume:
-    """Read INPUT and its mask, check them and remove per-channel offsets; see module docstring."""
+    """Read INPUT and its mask, check them and remove per-channel offsets; see the package
+    docstring."""
     path = Path(path)
     kind = input_kind(path)
+    if mat_variable is not None and kind != "mat":
+        raise UserError("--mat-variable is for a MATLAB .mat INPUT only")
     if kind == "nifti":
         raw = _read_nifti(path, layout)
     elif kind == "npy":
         raw = _read_npy(path)
+    elif kind == "mat":
+        raw = _read_mat(path, mat_variable)
     else:
         raw = _read_store(path)
-    _check_in_plane_size(path, raw.field.shape[-2:])
-    frequency = _resolve_frequency(frequency_hz, raw.frequency_hz)
-    density = _resolve_density(density_kg_m3, raw.density_kg_m3)
-    spacing = _resolve_spacing(path, voxel_size_mm, raw.voxel_size_m)
+    check_in_plane_size(path, raw.field.shape[-2:])
+    frequency = resolve_frequency(frequency_hz, raw.frequency_hz)
+    density = resolve_density(density_kg_m3, raw.density_kg_m3, DEFAULT_DENSITY_KG_M3)
+    spacing = resolve_spacing(path, voxel_size_mm, raw.voxel_size_m)
+    source = "--voxel-size-mm" if voxel_size_mm is not None else raw.spacing_source
+    if voxel_size_mm is None and raw.pixdim_assumed:
+        log.warning(
+            "%s: the NIfTI pixdim is exactly 1 with no spatial unit, often a default rather "
+            "than a measurement; assuming 1 mm voxels (give --voxel-size-mm to be sure)",
+            path,
+        )
+        source = "assumed 1 mm: NIfTI pixdim 1 with no spatial unit"
     if not raw.support.any():
         raise UserError(f"{path}: INPUT is all zeros, there is no wave to invert")
     mask = _resolve_mask(path, mask_path, raw)
@@ -133,12 +144,40 @@ def load_user_data(
     peak = np.abs(field[:, mask]).max()
     field, offsets = field / peak, offsets / peak
     _log_offsets(field, mask, offsets)
-    affine = raw.affine
-    if affine is None:
+    if raw.affine is None:
         affine = _diagonal_affine(spacing, mask.ndim, raw.slice_m)
+    else:
+        affine = affine_with_spacing(raw.affine, raw.mm_per_unit, spacing)
     return UserVolume(
-        field, mask, spacing, frequency, density, affine, raw.header, raw.reversed_axes
+        field,
+        mask,
+        spacing,
+        frequency,
+        density,
+        affine,
+        raw.header,
+        raw.reversed_axes,
+        spacing_source=source,
     )
+
+
+def affine_with_spacing(
+    affine: np.ndarray, mm_per_unit: float, spacing_m: tuple[float, float]
+) -> np.ndarray:
+    """INPUT's NIfTI affine in mm, its in-plane columns (i, j) rescaled to the voxel sizes used
+    (dx, dy) = (spacing_m[1], spacing_m[0]): OUT then says the size the maps were computed with,
+    also when --voxel-size-mm overrode the header. Directions and the origin are kept; a column
+    of length 0 becomes the axis it stands for."""
+    out = np.array(affine, dtype=float)
+    out[:3, :] *= mm_per_unit
+    for column, size_m in ((0, spacing_m[1]), (1, spacing_m[0])):
+        length = float(np.linalg.norm(out[:3, column]))
+        if length > 0 and np.isfinite(length):
+            out[:3, column] *= 1e3 * size_m / length
+        else:
+            out[:3, column] = 0.0
+            out[column, column] = 1e3 * size_m
+    return out
 
 
 def remove_channel_offsets(field: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -159,71 +198,6 @@ def _log_offsets(field: np.ndarray, mask: np.ndarray, offsets: np.ndarray) -> No
         "removed a constant offset per channel inside the mask (per component |offset|/RMS: %s)",
         ", ".join(f"{value:.3g}" for value in np.abs(offsets) / rms),
     )
-
-
-def _check_in_plane_size(path: Path, shape: tuple[int, ...]) -> None:
-    if min(shape) < MIN_IN_PLANE_PX:
-        raise UserError(
-            f"{path}: in-plane size {shape[0]}×{shape[1]} is too small "
-            f"(need at least {MIN_IN_PLANE_PX}×{MIN_IN_PLANE_PX} pixels)"
-        )
-
-
-def _positive(name: str, value: float) -> float:
-    if not (np.isfinite(value) and value > 0):
-        raise UserError(f"{name} must be a positive number, got {value}")
-    return float(value)
-
-
-def _plausible(
-    name: str, value: float, bounds: tuple[tuple[float, float], ...], unit: str
-) -> float:
-    """``value`` within the impossible bounds (else UserError); a warning outside the usual."""
-    (low, high), (usual_low, usual_high) = bounds
-    if not low <= value <= high:
-        raise UserError(
-            f"{name} {value:g} {unit} is outside {low:g}-{high:g} {unit}: a unit slip? "
-            f"(MRE uses about {usual_low:g}-{usual_high:g} {unit})"
-        )
-    if not usual_low <= value <= usual_high:
-        log.warning(
-            "%s %g %s is unusual for MRE (%g-%g %s)", name, value, unit, usual_low, usual_high, unit
-        )
-    return value
-
-
-def _resolve_frequency(given: float | None, stored: float | None) -> float:
-    if given is None and stored is None:
-        raise UserError("--frequency-hz is required (the drive frequency of the acquisition)")
-    frequency = _positive("--frequency-hz", given if given is not None else stored)
-    return _plausible("--frequency-hz", frequency, FREQUENCY_BOUNDS_HZ, "Hz")
-
-
-def _resolve_density(given: float | None, stored: float | None) -> float:
-    """--density-kg-m3, else the store's attribute, else 1000 kg/m³."""
-    chosen = next((v for v in (given, stored) if v is not None), DEFAULT_DENSITY_KG_M3)
-    density = _positive("--density-kg-m3", chosen)
-    return _plausible("--density-kg-m3", density, DENSITY_BOUNDS_KG_M3, "kg/m³")
-
-
-def _resolve_spacing(
-    path: Path, voxel_size_mm: float | None, found: tuple[float, float] | None
-) -> tuple[float, float]:
-    if voxel_size_mm is not None:
-        size = _positive("--voxel-size-mm", voxel_size_mm)
-        size = 1e-3 * _plausible("--voxel-size-mm", size, VOXEL_BOUNDS_MM, "mm")
-        return size, size
-    if found is None:
-        raise UserError(f"{path}: INPUT has no voxel size, give --voxel-size-mm")
-    if not all(np.isfinite(found)) or min(found) <= 0:
-        shown = " and ".join(f"{1e3 * size:g} mm" for size in found)
-        raise UserError(
-            f"{path}: INPUT's in-plane voxel sizes ({shown}) must be positive numbers, give "
-            "--voxel-size-mm"
-        )
-    for size in found:
-        _plausible(f"{path}: INPUT's voxel size", 1e3 * size, VOXEL_BOUNDS_MM, "mm")
-    return found
 
 
 def _finite_inside(
@@ -377,19 +351,25 @@ def _read_nifti(path: Path, layout: str) -> _Raw:
     image = _load_nifti(path)
     data = _nifti_data(image, path)
     channels = _channels_first(path, data, layout)  # (C, X, Y[, Z], channel)
+    check_in_plane_size(path, (data.shape[1], data.shape[0]))  # library order (y, x)
     if layout == "offsets":
+        check_offsets_axis(path, data)
         field = first_harmonic(channels, axis=-1, remove_background=True)
     else:
         field = channels[..., 0] + 1j * channels[..., 1]
     order = (0, *range(field.ndim - 1, 0, -1))  # (C, X, Y[, Z]) → (C, [Z,] Y, X)
     support = np.any(channels != 0, axis=(0, -1)).T
+    spacing, mm_per_unit, assumed = _nifti_spacing(image, path)
     return _Raw(
         field=field.transpose(order),
         support=support,
-        voxel_size_m=_nifti_spacing(image, path),
+        voxel_size_m=spacing,
         affine=image.affine,
         header=image.header,
         reversed_axes=True,
+        mm_per_unit=mm_per_unit,
+        spacing_source="NIfTI header (pixdim)",
+        pixdim_assumed=assumed,
     )
 
 
@@ -409,6 +389,8 @@ def _channels_first(path: Path, data: np.ndarray, layout: str) -> np.ndarray:
             f"{path}: last axis has {n_channels} phase offsets, --layout offsets needs at least "
             f"{MIN_OFFSETS} (use --layout complex for real/imaginary parts)"
         )
+    if layout == "offsets":
+        check_offsets_count(path, n_channels)
     if layout == "complex" and n_channels != 2:
         raise UserError(
             f"{path}: last axis has length {n_channels}, --layout complex needs 2 (real, "
@@ -417,9 +399,11 @@ def _channels_first(path: Path, data: np.ndarray, layout: str) -> np.ndarray:
     return np.moveaxis(data, 3, 0) if data.ndim == 5 else data[None]
 
 
-def _nifti_spacing(image, path: Path) -> tuple[float, float]:
+def _nifti_spacing(image, path: Path) -> tuple[tuple[float, float], float, bool]:
     """In-plane (dy, dx) in metres in library order, i.e. (pixdim j, pixdim i), as written in
-    the file (``image.header`` holds nibabel's fixed-up copy: 0 → 1 mm, negative → |pixdim|)."""
+    the file (``image.header`` holds nibabel's fixed-up copy: 0 → 1 mm, negative → |pixdim|);
+    the header's length unit in mm; and whether the sizes are a bare 1 with no unit (a default
+    many tools write, :func:`load_user_data` warns)."""
     from nibabel.openers import ImageOpener
 
     unit = image.header.get_xyzt_units()[0]
@@ -428,17 +412,18 @@ def _nifti_spacing(image, path: Path) -> tuple[float, float]:
     scale = _METRES_PER_UNIT.get(unit, 1e-3)
     with ImageOpener(path) as stream:
         pixdim = image.header_class.from_fileobj(stream, check=False)["pixdim"]
-    return float(pixdim[2]) * scale, float(pixdim[1]) * scale
+    assumed = unit == "unknown" and float(pixdim[1]) == 1.0 and float(pixdim[2]) == 1.0
+    return (float(pixdim[2]) * scale, float(pixdim[1]) * scale), scale / 1e-3, assumed
 
 
-def _read_npy(path: Path) -> _Raw:
-    data = _load_npy(path)
+def _library_field(path: Path, data: np.ndarray, what: str, shape: str) -> _Raw:
+    """A complex array in the library's axis order ((y, x), (z, y, x), (c, z, y, x)) as read from
+    a .npy or .mat INPUT (``what`` and ``shape`` name it in messages): no voxel size or affine
+    of its own."""
     if not np.iscomplexobj(data):
-        raise UserError(f"{path}: .npy INPUT must be complex (first harmonic U), not {data.dtype}")
+        raise UserError(f"{path}: {what} must be complex (first harmonic U), not {data.dtype}")
     if data.ndim not in (2, 3, 4):
-        raise UserError(
-            f"{path}: shape {data.shape} is not (y, x), (z, y, x) or (component, z, y, x)"
-        )
+        raise UserError(f"{path}: {shape} is not {LIBRARY_SHAPES}")
     field = data if data.ndim == 4 else data[None]
     return _Raw(
         field=field.astype(complex),
@@ -448,6 +433,20 @@ def _read_npy(path: Path) -> _Raw:
         header=None,
         reversed_axes=False,
     )
+
+
+def _read_npy(path: Path) -> _Raw:
+    data = _load_npy(path)
+    return _library_field(path, data, ".npy INPUT", f"shape {data.shape}")
+
+
+def _read_mat(path: Path, variable: str | None) -> _Raw:
+    from dime_pipeline.userdata.matlab import read_mat_array
+
+    name, data = read_mat_array(path, variable)
+    size = "×".join(map(str, data.shape)) or "1 (a scalar)"
+    what = f"MATLAB variable {name!r}"
+    return _library_field(path, data, what, f"{what} of size {size} (MATLAB's order)")
 
 
 def _read_store(path: Path) -> _Raw:
@@ -475,6 +474,7 @@ def _read_store(path: Path) -> _Raw:
         density_kg_m3=attrs.get("density_kg_m3"),
         mask=np.asarray(sample.mask, dtype=bool),
         slice_m=slice_m,
+        spacing_source="sample store (voxel_size_m)",
     )
 
 
@@ -487,84 +487,3 @@ def _diagonal_affine(
     dz = slice_m if slice_m and np.isfinite(slice_m) and slice_m > 0 else dy
     sizes = (dy, dx, dz) if n_spatial == 2 else (dz, dy, dx)
     return np.diag([*(1e3 * s for s in sizes), 1.0])
-
-
-# ---------------------------------------------------------------------------------------------
-# Output
-
-
-def output_maps(volume: UserVolume, result: InversionResult) -> np.ndarray:
-    """|G*|, G', G'' (kPa) and confidence, float32, axes (INPUT's spatial axes padded to 3, 4)."""
-    maps = np.stack(
-        [result.magnitude / 1e3, result.storage / 1e3, result.loss / 1e3, result.confidence],
-        axis=-1,
-    )
-    with np.errstate(over="ignore", invalid="ignore"):
-        maps = np.where(result.valid[..., None], maps, 0.0).astype(np.float32)
-    bad = ~np.isfinite(maps).all(axis=-1)
-    if bad.any():  # the input is finite inside the mask (load_user_data): a map would lie
-        raise UserError(
-            f"the inversion gave non-finite values at {int(bad.sum())} voxels although INPUT is "
-            "finite there; nothing was written (check --frequency-hz and the voxel size)"
-        )
-    spatial = maps.ndim - 1
-    if volume.reversed_axes:
-        maps = maps.transpose((*range(spatial - 1, -1, -1), spatial))
-    return maps if spatial == 3 else maps[:, :, None]
-
-
-def write_outputs(
-    out: Path, png: Path | None, volume: UserVolume, result: InversionResult, method: str
-) -> None:
-    """Write OUT (and the preview PNG) atomically: both are written to temporary siblings, and
-    renamed only once both are complete."""
-    try:
-        with contextlib.ExitStack() as stack:
-            _write_nifti(stack.enter_context(atomic_file(out)), volume, result, method)
-            if png is not None:
-                _write_png(stack.enter_context(atomic_file(png)), volume, result, method)
-    except OSError as error:
-        raise UserError(f"cannot write output ({error})") from None
-
-
-def _write_nifti(path: Path, volume: UserVolume, result: InversionResult, method: str) -> None:
-    import nibabel as nib
-
-    image = nib.Nifti1Image(output_maps(volume, result), volume.affine, header=volume.header)
-    image.header.set_data_dtype(np.float32)
-    image.header.set_slope_inter(1.0, 0.0)
-    if volume.header is None:
-        image.header.set_xyzt_units("mm")
-    zooms = image.header.get_zooms()
-    image.header.set_zooms((*zooms[:3], 1.0))
-    image.header["descrip"] = f"dime-pipeline {method}: |G*|,G',G'' kPa; confidence"[:79]
-    nib.save(image, path)
-
-
-def _write_png(path: Path, volume: UserVolume, result: InversionResult, method: str) -> None:
-    """|G*| preview in kPa: one panel per slice (at most 12), masked outside valid pixels."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    magnitude = np.ma.masked_where(~result.valid, result.magnitude / 1e3)
-    slices = magnitude[None] if magnitude.ndim == 2 else magnitude
-    picks = np.unique(np.linspace(0, len(slices) - 1, min(len(slices), 12)).round().astype(int))
-    columns = min(len(picks), 4)
-    rows = -(-len(picks) // columns)
-    figure = Figure(figsize=(3.2 * columns + 1.0, 3.0 * rows), layout="constrained")
-    FigureCanvasAgg(figure)
-    values = magnitude.compressed()
-    vmax = float(np.percentile(values, 99)) if values.size else 1.0
-    origin = "lower" if volume.reversed_axes else "upper"
-    aspect = volume.voxel_size_m[0] / volume.voxel_size_m[1]  # rows are y: keep true proportions
-    axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False).ravel())
-    for ax, index in zip(axes, picks, strict=False):
-        image = ax.imshow(
-            slices[index], origin=origin, vmin=0.0, vmax=vmax, cmap="viridis", aspect=aspect
-        )
-        ax.set_title(f"slice {index}" if len(slices) > 1 else method.upper(), fontsize=9)
-    for ax in axes:
-        ax.set_axis_off()
-    figure.colorbar(image, ax=list(axes), label="|G*| (kPa)", shrink=0.9)
-    figure.suptitle(f"dime-pipeline invert --method {method}: |G*| (kPa)", fontsize=10)
-    figure.savefig(path, dpi=100)
