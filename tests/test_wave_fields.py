@@ -51,7 +51,8 @@ def test_every_family_draws_every_pattern(dim, pattern):
                 assert all(d.direction_kind in ALL_DIRECTIONS for d in spec.drivers)
             if pattern == "reflecting":  # mixed: absorbing rest, traction-free parts
                 free = spec.geometry["boundary"].get("free_arcs" if dim == 2 else "free_patches")
-                assert free and "free" in tags
+                assert free and "free" in tags and "absorbing" in tags
+                assert spec.geometry["boundary"]["rest"] == "absorbing"
 
 
 def test_options_off_leave_phantoms_as_they_were():

@@ -61,7 +61,8 @@ def vary_wave_field(spec: PhantomSpec, config: PipelineConfig) -> PhantomSpec:
         "boundary": dict(spec.geometry.get("boundary", {"rest": "absorbing"})),
     }
     geometry["boundary"]["rest"] = "absorbing" if boundary == "absorbing" else "free"
-    if boundary == "mixed" and not whole:
+    if boundary == "mixed" and not whole:  # absorbing, but traction-free on some arcs
+        geometry["boundary"]["rest"] = "absorbing"
         geometry["boundary"].update(outline.free_parts(drivers, config, rng))
     return dataclasses.replace(
         spec,
