@@ -260,6 +260,40 @@ def test_png_hatches_pixels_below_95_percent_confidence(tmp_path):
     assert (inside.reshape(doubtful.shape) == doubtful).mean() > 0.97
 
 
+def test_a_sample_store_is_drawn_radiologically(tmp_path):
+    """A store's grid has x towards the patient's left and y anterior (docs/stores.md): its
+    preview puts anterior at the top (rows flipped) and the patient's right on the left."""
+    from dime_pipeline.store import Sample, write_sample
+
+    ny, nx = 40, 36
+    rows, x = np.indices((ny, nx)) * 2e-3
+    mask = rows >= 30e-3  # tissue in the anterior (high y) part only: drawn at the top
+    field = np.exp(-1j * 2 * np.pi * x / 0.03)[None] * np.ones((3, 1, 1)) * mask
+    attrs = {
+        "family": "homogeneous",
+        "seed": 0,
+        "frequency_hz": FREQUENCY,
+        "voxel_size_m": [2e-3, 2e-3],
+        "density_kg_m3": 1000.0,
+        "config_hash": "t",
+        "solver": {},
+        "dim": 2,
+        "components": ["x", "y", "z"],
+    }
+    store = tmp_path / "s.zarr"
+    write_sample(
+        store, Sample(field, np.full((ny, nx), 1e3 + 0j), mask, mask.astype(np.int16), attrs)
+    )
+    volume = load_user_data(store)
+    result = mmdi(volume.displacement, volume.voxel_size_m, FREQUENCY, 1000.0, volume.mask)
+    figure, _ = preview_figure(volume, result, "mmdi", None)
+    ax = figure.axes[0]
+    shown = ax.images[0].get_array()
+    assert np.allclose(np.ma.filled(shown, 0.0), (result.magnitude / 1e3)[::-1])
+    assert np.ma.count(shown[: ny // 4]) > 0 and np.ma.count(shown[-ny // 4 :]) == 0
+    assert [text.get_text() for text in ax.texts] == ["R", "L", "A", "P"]
+
+
 # --- slice by slice ---------------------------------------------------------------------------
 
 

@@ -40,6 +40,16 @@ class Orientation:
         return shown
 
 
+# A sample store's (y, x) grid: x towards the patient's left, y anterior (docs/stores.md), so
+# radiological is rows flipped (anterior at the top), columns as they are (patient right left).
+STORE_ORIENTATION = Orientation(
+    transpose=False,
+    flip_rows=True,
+    flip_columns=False,
+    labels={"left": "R", "right": "L", "top": "A", "bottom": "P"},
+)
+
+
 def radiological(affine: np.ndarray) -> Orientation | None:
     """The radiological way to draw slices of the voxel axes (i, j) of a NIfTI ``affine``: the
     world axis nearest to each voxel axis (``nibabel.orientations.io_orientation``, RAS+) decides
@@ -106,8 +116,11 @@ def preview_figure(
     planes = list(magnitude[None] if magnitude.ndim == 2 else magnitude)  # library (y, x)
     hatched = list(doubtful[None] if doubtful.ndim == 2 else doubtful)
     dy, dx = volume.voxel_size_m
+    store = volume.store_grid
     orientation = radiological(volume.affine) if volume.reversed_axes else None
-    if orientation is None:
+    if store:
+        orientation = STORE_ORIENTATION
+    if orientation is None or store:
         rows_spacing, columns_spacing = dy, dx
     else:
         spacing = (dx, dy)  # along (i, j)
@@ -123,7 +136,9 @@ def preview_figure(
     image = None
     for ax, index in zip(axes, picks, strict=False):
         plane, low = planes[index], hatched[index]
-        if orientation is not None:  # NIfTI: library (y, x) = (j, i)
+        if store:  # library (y, x) as it is
+            plane, low = orientation.apply(plane), orientation.apply(low)
+        elif orientation is not None:  # NIfTI: library (y, x) = (j, i)
             plane, low = orientation.apply(plane.T), orientation.apply(low.T)
         image = ax.imshow(
             np.ma.masked_invalid(plane),

@@ -50,6 +50,7 @@ class UserVolume:
     header: object | None  # the INPUT NIfTI header, when there is one
     reversed_axes: bool  # True for NIfTI: library ([z,] y, x) = reversed INPUT (i, j[, k])
     spacing_source: str = "given"  # where voxel_size_m came from, for the JSON summary
+    store_grid: bool = False  # a sample store's grid: x towards patient left, y anterior
 
 
 @dataclass
@@ -69,6 +70,7 @@ class _Raw:
     mm_per_unit: float = 1.0  # the affine's length unit, in mm (NIfTI xyzt_units)
     spacing_source: str = "INPUT"
     pixdim_assumed: bool = False  # a NIfTI pixdim of exactly 1 with no spatial unit
+    store_grid: bool = False  # see UserVolume
 
 
 def input_kind(path: Path) -> str:
@@ -158,6 +160,7 @@ def load_user_data(
         raw.header,
         raw.reversed_axes,
         spacing_source=source,
+        store_grid=raw.store_grid,
     )
 
 
@@ -470,6 +473,7 @@ def _read_store(path: Path) -> _Raw:
         affine=None,
         header=None,
         reversed_axes=False,
+        store_grid=True,
         frequency_hz=attrs.get("frequency_hz"),
         density_kg_m3=attrs.get("density_kg_m3"),
         mask=np.asarray(sample.mask, dtype=bool),
