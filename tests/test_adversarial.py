@@ -111,12 +111,35 @@ def test_a_hostile_config_string_is_one_argument_not_a_command(repo, tmp_path, t
 
 def test_an_enumeration_is_checked_as_one(repo, tmp_path, tool_env):
     (tmp_path / "config").mkdir()
-    config = {**TINY, "dime": {**TINY["dime"], "precision": "32-true; touch PWNED #"}}
+    hostile = {"trainer": {"precision": "32-true; touch PWNED #"}}
+    config = {**TINY, "dime": {"model": "trained", "training": hostile}}
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     result = snakemake(repo, tmp_path, tool_env, "--cores", "1")
     assert result.returncode != 0
-    assert "config key 'dime.precision': Input should be" in result.stderr
+    assert "config key 'dime.training.trainer.precision': Input should be" in result.stderr
     assert not (tmp_path / "results").exists() and not list(tmp_path.rglob("PWNED"))
+
+
+def test_a_bad_training_setting_is_refused_when_the_workflow_starts(
+    repo, tmp_path, tool_env, capsys
+):
+    """The workflow's dime.training is the training command's own typed model: a patch of 300
+    px is refused before any job, in one line naming the key, as `train --config` refuses it."""
+    (tmp_path / "config").mkdir()
+    config = {**TINY, "dime": {"model": "trained", "training": {"network": {"patch_size": 300}}}}
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(repo, tmp_path, tool_env, "--cores", "1")
+    assert result.returncode != 0
+    line = "config key 'dime.training.network.patch_size': Input should be less than or equal"
+    assert line in result.stderr
+    assert not (tmp_path / "results").exists()
+    (tmp_path / "t.yaml").write_text("network: {patch_size: 300}\n")
+    packs = [tmp_path / "train.zarr", tmp_path / "val.zarr"]  # never read: the config fails first
+    for pack in packs:
+        pack.mkdir()
+    argv = ["train", "--train", str(packs[0]), "--val", str(packs[1]), "--out-dir"]
+    assert main([*argv, str(tmp_path / "o"), "--config", str(tmp_path / "t.yaml")]) == 2
+    assert "key 'network.patch_size': Input should be less than or equal" in capsys.readouterr().err
 
 
 # --- corrupt and extreme user data -----------------------------------------------------------

@@ -20,8 +20,9 @@ from test_dime import make_pack
 
 from dime_pipeline import cli
 from dime_pipeline.dime import invert_dime, load_model
-from dime_pipeline.dime.data import DataConfig, DimeDataModule
-from dime_pipeline.dime.module import DimeModule, OptimConfig, masked_losses
+from dime_pipeline.dime.data import DimeDataModule
+from dime_pipeline.dime.module import DimeModule, masked_losses
+from dime_pipeline.dime.settings import DataConfig, OptimConfig
 from dime_pipeline.dime.training import fit, load_training_config
 from dime_pipeline.errors import UserError
 

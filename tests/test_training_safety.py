@@ -31,7 +31,8 @@ from dime_pipeline.dime import invert_dime, load_model, save_model
 from dime_pipeline.dime.checkpointing import AtomicCheckpointIO
 from dime_pipeline.dime.inference import MODEL_FORMAT, MODEL_FORMAT_VERSION, as_model
 from dime_pipeline.dime.module import DimeModule
-from dime_pipeline.dime.training import TrainerConfig, fit, load_training_config
+from dime_pipeline.dime.settings import TrainerConfig
+from dime_pipeline.dime.training import fit, load_training_config
 from dime_pipeline.errors import UserError
 
 TINY_ARGS = ["--patch-size", "16", "--depth", "2", "--width", "8"]

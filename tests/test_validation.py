@@ -51,7 +51,7 @@ def write_yaml(path, text: str):
             " loss_ratio: {min: 0, max: 1}}}}",
             "liver.fat.tissue.modulus_kpa.max",
         ),
-        ("dime: {lr: .nan}", "dime.lr"),
+        ("dime: {training: {optim: {lr: .nan}}}", "dime.training.optim.lr"),
     ],
 )
 def test_non_finite_config_numbers_are_refused_by_phantom(tmp_path, capsys, text, key):
@@ -62,11 +62,12 @@ def test_non_finite_config_numbers_are_refused_by_phantom(tmp_path, capsys, text
 
 
 def test_null_keeps_its_meaning():
-    """null is noise-free (snr) / no wrapping (wrap_rad) / the default (dime keys)."""
-    config = validate_config(
-        {"acquisition": {"snr": [None, 5.0], "wrap_rad": None}, "dime": {"lr": None}}
-    )
+    """null is noise-free (snr) / no wrapping (wrap_rad); a training key has no null: leaving
+    it out keeps its default."""
+    config = validate_config({"acquisition": {"snr": [None, 5.0], "wrap_rad": None}})
     assert config.acquisition.snr == [None, 5.0] and config.acquisition.wrap_rad is None
+    with pytest.raises(UserError, match=r"dime\.training\.optim\.lr"):
+        validate_config({"dime": {"training": {"optim": {"lr": None}}}})
 
 
 # --- 2. duplicate keys -------------------------------------------------------------------------

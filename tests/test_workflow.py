@@ -29,14 +29,11 @@ TINY = {
     # A tiny training run: this checks the train rule's plumbing, not DIME's accuracy.
     "dime": {
         "model": "trained",
-        "max_epochs": 1,
-        "crops_per_epoch": 64,
-        "batch_size": 16,
-        "num_workers": 0,
-        "patch_size": 16,
-        "width": 8,
-        "depth": 2,
-        "accelerator": "cpu",
+        "training": {
+            "trainer": {"max_epochs": 1, "accelerator": "cpu"},
+            "data": {"crops_per_epoch": 64, "batch_size": 16, "num_workers": 0},
+            "network": {"patch_size": 16, "width": 8, "depth": 2},
+        },
     },
     # The one-sample rules (phantom, simulate, acquire): the rerun checks below count them.
     # Shards, the default, are tested in tests/test_shards.py and tests/test_slurm_profile.py.

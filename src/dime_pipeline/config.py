@@ -18,7 +18,6 @@ from typing import Any, Literal, Self
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     NonNegativeInt,
     PositiveFloat,
@@ -26,7 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from dime_pipeline.dime.settings import TrainingConfig
 from dime_pipeline.errors import UserError, config_error, one_line
+from dime_pipeline.strictness import STRICT
 
 # The keys a phantom depends on: the workflow regenerates phantoms only when these change, not
 # when, say, the acquisition or the training settings do.
@@ -58,11 +59,6 @@ LATER_KEYS = (
     ("acquisition", "compressional_speed_m_s"),
 )
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "config.yaml"
-
-
-# Every typed settings model of the package (study config, training config): unknown keys, NaN
-# and ±inf are errors, values are frozen.
-STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class _Strict(BaseModel):
@@ -516,54 +512,20 @@ class SolverConfig(_Strict):
     jit_cache: str = Field(".cache/fenics", description="FFCx JIT cache folder")
 
 
-# What Lightning 2.6's Trainer accepts: its accelerator registry plus "auto" and "gpu", and
-# lightning.fabric's _PRECISION_INPUT (ints 64/32/16 are taken as these strings). Enumerations,
-# so a typo or a hostile string is refused when a config is read; the workflow's `dime:` keys
-# and the training config (dime.training) share them.
-Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu"]
-Precision = Literal[
-    "64-true",
-    "64",
-    "32-true",
-    "32",
-    "16-mixed",
-    "16",
-    "bf16-mixed",
-    "bf16",
-    "16-true",
-    "bf16-true",
-    "transformer-engine",
-    "transformer-engine-float16",
-]
-
-
 class DimeConfig(_Strict):
     """DIME in the workflow: which model inverts the test set, and how the workflow trains one.
 
     ``model: shipped`` uses the pretrained model that ships with the package (no training);
     ``trained`` trains on this study's train/val packs (rule ``train``) and uses that model.
-    The training keys are passed to ``dime-pipeline train``; null keeps its default.
+    ``training`` is the very model of ``dime-pipeline train --config`` (``dime.settings``):
+    the workflow writes it to ``results/dime/training.yaml`` and passes that file.
     """
 
     model: Literal["shipped", "trained"] = "shipped"
-    max_epochs: int | None = Field(None, ge=1)
-    crops_per_epoch: int | None = Field(None, ge=1)
-    batch_size: int | None = Field(None, ge=1)
-    num_workers: int | None = Field(None, ge=0)
-    patch_size: int | None = Field(None, ge=8)
-    width: int | None = Field(None, ge=4)
-    depth: int | None = Field(None, ge=1)
-    lr: float | None = Field(None, gt=0)
-    seed: int | None = Field(None, ge=0)
-    accelerator: Accelerator | None = Field(None, description="auto, cpu, gpu, ...")
-    devices: int | None = Field(None, ge=1)
-    precision: Precision | None = Field(None, description="32-true, bf16-mixed, ...")
-
-    def train_options(self) -> list[str]:
-        """The command-line words of ``dime-pipeline train`` for the keys that are set (a list:
-        the workflow quotes each word, so no value is ever read by the shell)."""
-        values = self.model_dump(exclude={"model"}, exclude_none=True)
-        return [word for k, v in values.items() for word in (f"--{k.replace('_', '-')}", str(v))]
+    training: TrainingConfig = Field(
+        default_factory=lambda: TrainingConfig(),
+        description="training settings: network, data, optim, trainer (docs/dime.md)",
+    )
 
 
 # Samples per shard job (benchmarks/bench_workflow.py: see docs/performance.md).
@@ -602,7 +564,7 @@ class PipelineConfig(_Strict):
     solver: SolverConfig = SolverConfig()
     acquisition: AcquisitionConfig = AcquisitionConfig()
     datasets: DatasetsConfig = DatasetsConfig()
-    dime: DimeConfig = DimeConfig()
+    dime: DimeConfig = Field(default_factory=lambda: DimeConfig())
     workflow: WorkflowConfig = WorkflowConfig()
 
     @model_validator(mode="after")

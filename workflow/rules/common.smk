@@ -4,6 +4,8 @@ import os
 import sys
 from pathlib import Path
 
+import yaml
+
 import dime_pipeline
 from dime_pipeline.config import FAMILIES, PHANTOM_KEYS, dump_config, validate_config
 from dime_pipeline.errors import UserError
@@ -54,9 +56,15 @@ def pin_mtime(path):
     os.utime(path, (0, 0))
 
 
+TRAINING_CONFIG = "results/training.yaml"
+
+
 def write_resolved_config(path):
-    """Write the validated config to `path` unless it holds exactly that already."""
+    """Write the validated config to `path` unless it holds exactly that already, and its
+    `dime.training` section to TRAINING_CONFIG (what `dime-pipeline train --config` reads)."""
     write_pinned(path, dump_config(SETTINGS))
+    training = SETTINGS.dime.training.model_dump(mode="json")
+    write_pinned(TRAINING_CONFIG, yaml.safe_dump(training, sort_keys=False))
 
 
 def sample_ids():

@@ -1,5 +1,6 @@
 # The validated config, every key spelled out (`results/config.yaml`): phantoms and shards read
-# it (its time pinned to the epoch, see pin_mtime in common.smk), the report shows it.
+# it (its time pinned to the epoch, see pin_mtime in common.smk), the report shows it. Its
+# `dime.training` section goes to `results/training.yaml` too, for the rule `train`.
 #
 # No job writes it. It is created when the Snakefile is read, if missing (a dry run too: it only
 # depends on the config), and rewritten by `onstart`, before any job starts, when the config
@@ -8,7 +9,7 @@
 # to spread, so it would rerun every phantom. The report reruns on a config change through its
 # `config_hash` param. The store lists (`results/lists/`) are written the same way.
 
-if not Path(RESOLVED_CONFIG).exists():
+if not (Path(RESOLVED_CONFIG).exists() and Path(TRAINING_CONFIG).exists()):
     write_resolved_config(RESOLVED_CONFIG)
 write_store_lists()
 

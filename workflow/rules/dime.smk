@@ -5,12 +5,14 @@ rule train:
     input:
         train="results/datasets/train.zarr",
         val="results/datasets/val.zarr",
+        # dated to the epoch like the config; `training` below reruns the rule when it changes
+        settings=TRAINING_CONFIG,
     output:
         model="results/dime/model.pt",
         log="results/dime/logs/metrics.csv",
     params:
         out_dir=lambda wildcards, output: Path(output.model).parent,
-        options=SETTINGS.dime.train_options(),
+        training=SETTINGS.digest(["dime"]),
     log:
         "results/logs/train.log",
     benchmark:
@@ -22,7 +24,7 @@ rule train:
     shell:
         # checkpoints/last.ckpt survives a killed job: rerunning the rule resumes from it.
         "dime-pipeline --quiet train --train {input.train:q} --val {input.val:q} "
-        "--out-dir {params.out_dir:q} {params.options:q} > {log:q} 2>&1"
+        "--out-dir {params.out_dir:q} --config {input.settings:q} > {log:q} 2>&1"
 
 
 rule invert_dime:

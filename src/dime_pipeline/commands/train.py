@@ -6,20 +6,21 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-# Command-line options that override keys of the training config (dest, dotted key).
-_OVERRIDES = (
-    ("seed", "seed"),
-    ("max_epochs", "trainer.max_epochs"),
-    ("accelerator", "trainer.accelerator"),
-    ("devices", "trainer.devices"),
-    ("precision", "trainer.precision"),
-    ("batch_size", "data.batch_size"),
-    ("num_workers", "data.num_workers"),
-    ("crops_per_epoch", "data.crops_per_epoch"),
-    ("patch_size", "network.patch_size"),
-    ("width", "network.width"),
-    ("depth", "network.depth"),
-    ("lr", "optim.lr"),
+# Command-line shortcuts for settings of the training config, by the setting's own name; where
+# each one lives in the config is the typed model's to say (dime.settings.leaf_keys).
+SHORTCUTS = (
+    "seed",
+    "max_epochs",
+    "accelerator",
+    "devices",
+    "precision",
+    "batch_size",
+    "num_workers",
+    "crops_per_epoch",
+    "patch_size",
+    "width",
+    "depth",
+    "lr",
 )
 
 
@@ -59,7 +60,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The dotted config keys set on the command line."""
-    chosen = {key: getattr(args, dest) for dest, key in _OVERRIDES}
+    from dime_pipeline.dime.settings import leaf_keys
+
+    where = leaf_keys()
+    chosen = {where[name]: getattr(args, name) for name in SHORTCUTS}
     chosen = {key: value for key, value in chosen.items() if value is not None}
     if args.fast_dev_run:
         chosen["trainer.fast_dev_run"] = True

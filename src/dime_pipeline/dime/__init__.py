@@ -1,26 +1,30 @@
 """DIME: patch-based deep inversion of MRE wave fields (Iftikhar, Ahmad, Kolipaka, 2025).
 
-Light imports only (torch, numpy): the training side (``data``, ``module``, ``training``) needs
-Lightning and is imported from its modules directly.
+The names below load on first use (PEP 562): the study config imports ``dime.settings``
+(pure pydantic) without paying for torch. The training side (``data``, ``module``,
+``training``) needs Lightning and is imported from its modules directly.
 """
 
-from dime_pipeline.dime.inference import (
-    DimeModel,
-    as_model,
-    dime_inversion,
-    invert_dime,
-    load_model,
-    save_model,
-)
-from dime_pipeline.dime.network import DimeUNet, UNetConfig
+from __future__ import annotations
 
-__all__ = [
-    "DimeModel",
-    "DimeUNet",
-    "UNetConfig",
-    "as_model",
-    "dime_inversion",
-    "invert_dime",
-    "load_model",
-    "save_model",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DimeModel": "inference",
+    "as_model": "inference",
+    "dime_inversion": "inference",
+    "invert_dime": "inference",
+    "load_model": "inference",
+    "save_model": "inference",
+    "DimeUNet": "network",
+    "UNetConfig": "settings",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

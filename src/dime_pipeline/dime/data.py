@@ -21,44 +21,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-from pydantic import BaseModel, Field
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from dime_pipeline.config import STRICT
 from dime_pipeline.datasets import Pack
 from dime_pipeline.dime.normalization import dimensionless_log_modulus, physics_scale
+from dime_pipeline.dime.settings import DataConfig
 from dime_pipeline.errors import UserError
 from dime_pipeline.store import read_errors
 
 log = logging.getLogger(__name__)
 
 TRAIN_STREAM, VAL_STREAM = 0, 1
-
-
-class DataConfig(BaseModel):
-    """How patches are drawn and batched."""
-
-    model_config = STRICT
-
-    input_array: Literal["measured", "displacement"] = Field(
-        "measured", description="pack array fed to the network: acquired (noisy) or clean field"
-    )
-    crops_per_epoch: int = Field(8192, ge=1, description="training crops per epoch")
-    val_crops: int = Field(1024, ge=1, description="validation crops (the same every epoch)")
-    batch_size: int = Field(64, ge=1)
-    num_workers: int = Field(2, ge=0, description="DataLoader worker processes")
-    min_component_fraction: float = Field(
-        0.25, ge=0, le=1, description="component RMS / strongest RMS needed to be drawn"
-    )
-    snr_bins: int = Field(4, ge=1, description="noise levels for balancing (quantiles of SNR)")
-    augment: bool = Field(True, description="phase, rotations/flips, channel gains (train)")
-    channel_gain_jitter: float = Field(0.1, ge=0, lt=1, description="± relative gain per channel")
-    preload_mb: float = Field(2048, ge=0, description="read packs into memory up to this size")
 
 
 class _Rows:

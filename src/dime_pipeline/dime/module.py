@@ -16,34 +16,15 @@ on |G*| in kPa over the tissue pixels of the validation patches, and ``val/phase
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 import lightning as L
 import torch
-from pydantic import BaseModel, Field
 from torchmetrics import MeanAbsolutePercentageError, MeanMetric, PearsonCorrCoef, R2Score
 
-from dime_pipeline.config import STRICT
-from dime_pipeline.dime.network import DimeUNet, UNetConfig
-from dime_pipeline.dime.normalization import DEFAULT_CHANNEL_FLOOR, normalize_patches
-
-
-class OptimConfig(BaseModel):
-    """Loss weights, AdamW and the learning-rate schedule."""
-
-    model_config = STRICT
-
-    lr: float = Field(2e-3, gt=0, description="peak learning rate")
-    weight_decay: float = Field(1e-4, ge=0)
-    schedule: Literal["cosine", "onecycle", "constant"] = Field(
-        "cosine", description="cosine: linear warm-up then cosine decay to 1 % of lr"
-    )
-    warmup_fraction: float = Field(0.03, ge=0, lt=1, description="of all optimiser steps")
-    phase_weight: float = Field(1.0, ge=0, description="weight of the loss-angle error (rad²)")
-    variance_weight: float = Field(0.1, ge=0, description="weight of the confidence head's NLL")
-    channel_floor: float = Field(
-        DEFAULT_CHANNEL_FLOOR, ge=0, description="per-channel scale floor (normalization)"
-    )
+from dime_pipeline.dime.network import DimeUNet
+from dime_pipeline.dime.normalization import normalize_patches
+from dime_pipeline.dime.settings import OptimConfig, UNetConfig
 
 
 def masked_losses(

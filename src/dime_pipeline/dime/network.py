@@ -21,30 +21,11 @@ import math
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, Field
 from torch import nn
 
-from dime_pipeline.config import STRICT
+from dime_pipeline.dime.settings import UNetConfig
 
 IN_CHANNELS = 3  # real, imaginary, mask
-
-
-class UNetConfig(BaseModel):
-    """Architecture hyperparameters; saved in checkpoints and in the exported model file."""
-
-    model_config = STRICT
-
-    patch_size: int = Field(32, ge=8, le=256, description="training and inference patch, px")
-    depth: int = Field(3, ge=1, le=5, description="number of 2× down-samplings")
-    width: int = Field(24, ge=4, le=256, description="channels of the first level (doubles)")
-    predict_variance: bool = Field(True, description="extra channel: log-variance of log|g|")
-    log_magnitude_offset: float = Field(
-        2.0, description="added to channel 0: the centre of log|g| over 6–60 px wavelengths"
-    )
-
-    @property
-    def out_channels(self) -> int:
-        return 3 if self.predict_variance else 2
 
 
 class ConvBlock(nn.Sequential):

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-DEFAULT_CHANNEL_FLOOR = 0.1
+from dime_pipeline.dime.settings import DEFAULT_CHANNEL_FLOOR
 
 
 def physics_scale(

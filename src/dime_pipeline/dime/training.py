@@ -34,7 +34,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lightning as L
 import torch
@@ -44,11 +44,11 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelChec
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.plugins.environments import LightningEnvironment
 from lightning.pytorch.utilities import rank_zero_only
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import ValidationError
 from torch.utils.data import DataLoader, Sampler
 
 from dime_pipeline import __version__
-from dime_pipeline.config import STRICT, Accelerator, Precision, read_yaml_mapping
+from dime_pipeline.config import read_yaml_mapping
 from dime_pipeline.dime.checkpointing import (
     AtomicCheckpointIO,
     MetricsLog,
@@ -57,11 +57,11 @@ from dime_pipeline.dime.checkpointing import (
     log_history,
     log_text,
 )
-from dime_pipeline.dime.data import CropKeys, DataConfig, DimeDataModule
+from dime_pipeline.dime.data import CropKeys, DimeDataModule
 from dime_pipeline.dime.inference import save_model
-from dime_pipeline.dime.module import DimeModule, OptimConfig
-from dime_pipeline.dime.network import UNetConfig
+from dime_pipeline.dime.module import DimeModule
 from dime_pipeline.dime.progress import TrainingProgress, log_progress, quiet_lightning_tips
+from dime_pipeline.dime.settings import TrainerConfig, TrainingConfig, UNetConfig
 from dime_pipeline.errors import UserError, config_error, one_line
 from dime_pipeline.textio import write_text_atomic
 
@@ -80,50 +80,6 @@ _QUIET_WARNINGS = (  # expected on resume or on small machines; nothing for a us
     r".*LeafSpec.*",  # Lightning 2.6 on torch ≥ 2.10 (its own deprecation)
     r".*smaller than the logging interval.*",  # the progress data line says it instead
 )
-
-
-class TrainerConfig(BaseModel):
-    """Lightning Trainer and checkpoint settings."""
-
-    model_config = STRICT
-
-    max_epochs: int = Field(40, ge=1)
-    accelerator: Accelerator = Field("auto", description="auto (GPU if any), cpu, gpu, ...")
-    devices: int = Field(1, ge=1, description="devices to train on (1: no distribution)")
-    precision: Precision = Field("32-true", description="e.g. 32-true, bf16-mixed (GPU)")
-    gradient_clip_val: float = Field(1.0, ge=0)
-    log_every_n_steps: int = Field(50, ge=1)
-    checkpoint_every_n_steps: int = Field(
-        500, ge=0, description="also write last.ckpt every N steps (0: epoch ends only)"
-    )
-    monitor: str = Field("val/mse", description="metric that picks best.ckpt and model.pt")
-    num_sanity_val_steps: int = Field(2, ge=0)
-    deterministic: bool = Field(False, description="deterministic kernels (slower)")
-    fast_dev_run: bool = Field(False, description="one batch of each; no checkpoints, no export")
-    progress_bar: bool = Field(True, description="Lightning's bar, on a terminal only")
-    logger: Literal["csv", "tensorboard"] = Field(
-        "csv",
-        description="csv: the CSV log only (always written); tensorboard: also TensorBoard "
-        "event files in OUT_DIR/logs/tensorboard (needs the tensorboard package)",
-    )
-
-    @field_validator("precision", mode="before")
-    @classmethod
-    def _precision_number(cls, value: Any) -> Any:
-        """YAML ``precision: 32`` is an int: Lightning's 64/32/16 mean "64", "32", "16"."""
-        return str(value) if type(value) is int else value
-
-
-class TrainingConfig(BaseModel):
-    """Everything ``dime-pipeline train`` needs besides the data paths and the output folder."""
-
-    model_config = STRICT
-
-    seed: int = Field(2025, ge=0)
-    network: UNetConfig = UNetConfig()
-    data: DataConfig = DataConfig()
-    optim: OptimConfig = OptimConfig()
-    trainer: TrainerConfig = TrainerConfig()
 
 
 @dataclass(frozen=True)
