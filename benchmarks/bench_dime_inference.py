@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from common import machine, write_report
 
-from dime_pipeline.dime import DimeUNet, UNetConfig, as_model, invert_dime
-from dime_pipeline.dime.inference import window_padding
+from dime_pipeline.dime import DimeUNet, UNetConfig, as_model, invert_dime, load_model
+from dime_pipeline.dime.inference import DimeModel, window_padding
 from dime_pipeline.dime.network import parameter_count
 
 FREQUENCY_HZ = 60.0
@@ -34,7 +34,7 @@ PIXEL_M = 1.4e-3
 MODULUS = 2500 + 500j
 
 
-def make_field(size: int, components: int, seed: int = 0) -> np.ndarray:
+def make_field(size: int, components: int, seed: int = 0, pixel_m: float = PIXEL_M) -> np.ndarray:
     """(components, size, size) complex: three plane waves per component plus noise (SNR 20).
 
     Undamped waves (real k) so that all components have comparable amplitude everywhere: the
@@ -42,7 +42,7 @@ def make_field(size: int, components: int, seed: int = 0) -> np.ndarray:
     """
     rng = np.random.default_rng(seed)
     k = (2 * np.pi * FREQUENCY_HZ * np.sqrt(1000.0 / MODULUS)).real
-    y, x = np.indices((size, size)) * PIXEL_M
+    y, x = np.indices((size, size)) * pixel_m
     fields = []
     for _ in range(components):
         field = sum(
@@ -83,11 +83,28 @@ def time_runs(run: Callable[[], object], runs: int) -> list[float]:
     return seconds
 
 
-def case(name: str, network: DimeUNet, field, mask, stride: int, runs: int, device: str) -> dict:
-    model = as_model(network, device=device)
-    seconds = time_runs(
-        lambda: invert_dime(field, mask, FREQUENCY_HZ, PIXEL_M, model=model, stride=stride), runs
-    )
+def case(
+    name: str,
+    network: DimeUNet | DimeModel,
+    field,
+    mask,
+    stride: int,
+    runs: int,
+    device: str,
+    adapt: bool = False,
+    pixel_m: float = PIXEL_M,
+) -> dict:
+    """The untrained network's cases run one pass (``adapt`` off: its random output would pick
+    random scales); the shipped model's run as users get it (``adapt`` on)."""
+    model = network if isinstance(network, DimeModel) else as_model(network, device=device)
+    network = model.network
+
+    def run() -> object:
+        return invert_dime(
+            field, mask, FREQUENCY_HZ, pixel_m, model=model, stride=stride, adapt=adapt
+        )
+
+    seconds = time_runs(run, runs)
     result = {
         "case": name,
         "patch": network.config.patch_size,
@@ -134,6 +151,34 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         case("ours stride P/4, 1 component, full FOV", ours, one, full, p // 4, args.runs, d),
         case("authors 30/3, 1 component, full FOV", authors, one, full, 3, args.authors_runs, d),
         case("authors 30/3, 1 component, liver mask", authors, one, liver, 3, args.authors_runs, d),
+    ]
+    # The shipped model with wavelength adaptivity, as `invert` runs it: a 256² slice whose
+    # wavelength lies in the band (one pass: about 20 px per wavelength at the default pixel)
+    # and one whose wavelength spans 80 px (a second pass on a 4x coarser slice).
+    shipped = load_model(None, d)
+    long_pixel = PIXEL_M * (20.0 / 80.0)  # the same waves on 4x finer pixels: 80 px each
+    results += [
+        case(
+            "shipped, adaptive, 1 component, in band",
+            shipped,
+            one,
+            full,
+            p // 2,
+            args.runs,
+            d,
+            adapt=True,
+        ),
+        case(
+            "shipped, adaptive, 1 component, 80 px/λ",
+            shipped,
+            make_field(args.size, 1, pixel_m=long_pixel),
+            full,
+            p // 2,
+            args.runs,
+            d,
+            adapt=True,
+            pixel_m=long_pixel,
+        ),
     ]
     report = {
         "benchmark": "dime_inference",

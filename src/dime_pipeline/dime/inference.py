@@ -53,6 +53,7 @@ from dime_pipeline.dime.normalization import (
     normalize_patches,
     physics_scale,
 )
+from dime_pipeline.dime.wavelength import adaptive_prediction
 from dime_pipeline.errors import UserError, config_error, one_line
 from dime_pipeline.textio import atomic_file
 
@@ -357,6 +358,7 @@ def invert_dime(
     batch_size: int | None = None,
     device: str | torch.device | None = None,
     min_component_weight: float = 0.02,
+    adapt: bool = True,
 ) -> dict[str, np.ndarray]:
     """Complex shear modulus maps from a first-harmonic field with DIME.
 
@@ -368,6 +370,9 @@ def invert_dime(
     stride        window step in pixels (default P/2: sin² windows then sum to a constant)
     batch_size    windows per network call (default 256 on a CPU, 2048 on a GPU)
     device        "cpu", "cuda", ...; None: the GPU when there is one
+    adapt         resample each slice whose wavelength lies outside the band the network
+                  reads best to ``wavelength.TARGET_PX`` pixels per wavelength, invert it
+                  there and bring the maps back (``dime.wavelength``); False: as it is
 
     Returns arrays on the spatial grid, zero outside ``valid``: ``modulus`` (G*, Pa, complex),
     ``magnitude`` (|G*|), ``storage`` (G'), ``loss`` (G''), ``log_std`` (σ of ln|G*|),
@@ -382,8 +387,14 @@ def invert_dime(
     stride = stride or max(1, model.patch_size // 2)
     on_gpu = next(model.network.parameters()).device.type != "cpu"
     batch_size = batch_size or (2048 if on_gpu else 256)
+
+    def predict(plane: np.ndarray, plane_mask: np.ndarray) -> dict[str, np.ndarray]:
+        return predict_slice(model, plane, plane_mask, stride, batch_size, min_component_weight)
+
     slices = [
-        predict_slice(model, field[:, z], region[z], stride, batch_size, min_component_weight)
+        adaptive_prediction(predict, field[:, z], region[z])[0]
+        if adapt
+        else predict(field[:, z], region[z])
         for z in range(region.shape[0])
     ]
     stacked = {key: np.stack([s[key] for s in slices]).reshape(spatial) for key in slices[0]}

@@ -1,0 +1,118 @@
+"""Wavelength adaptivity: each slice is resampled so that its shear wavelength spans the pixels
+the network reads best, inverted there, and the maps are brought back to the slice's grid.
+
+The network's output is dimensionless, G*/(ρω²ΔyΔx), so a slice resampled by s per axis is the
+same physics on pixels s times larger: the prediction on the coarse grid, scaled back by
+(s_y s_x), is G* on the fine one. A trained model reads well only the wavelengths (in pixels) it
+was trained on (the shipped one: about 8–40 px; beyond 40 it underestimates |G*|, by 25 % at 60
+px and 52 % at 80). The first pass runs on the slice as it is; its median |G*| gives the
+wavelength λ = sqrt(|G*|/ρ)/f in pixels, and when that lies outside the band the slice is
+resampled to ``TARGET_PX`` pixels per wavelength and inverted again (an underestimate at a long
+wavelength still points the right way: the next pass, nearer the band, corrects it; at most
+``MAX_PASSES``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+from scipy import ndimage
+
+TARGET_PX = 20.0  # pixels per wavelength the slice is brought to (the shipped model: 12-30 best)
+BAND_PX = (10.0, 32.0)  # no resampling while the estimate lies here
+MAX_PASSES = 3
+MIN_SCALE, MAX_SCALE = 1 / 3, 8.0  # at most 3x finer (short waves), 8x coarser (long ones)
+MIN_COARSE_PX = 16  # a coarse slice keeps at least this many pixels per side
+
+Predict = Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]
+
+
+def adaptive_prediction(
+    predict: Predict, field: np.ndarray, mask: np.ndarray
+) -> tuple[dict[str, np.ndarray], float]:
+    """The prediction of ``predict(field, mask)`` (dimensionless maps on the slice's grid,
+    ``inference.predict_slice``) at the scale that brings the slice's wavelength into the band,
+    and that scale (1: the slice as it is)."""
+    scale = 1.0
+    prediction = latest = predict(field, mask)
+    for _ in range(MAX_PASSES - 1):
+        estimate = wavelength_px(latest)  # in the pixels of the last pass's grid
+        if estimate is None or BAND_PX[0] <= estimate <= BAND_PX[1]:
+            break
+        wanted = float(np.clip(estimate * scale / TARGET_PX, MIN_SCALE, MAX_SCALE))
+        wanted = min(wanted, min(mask.shape) / MIN_COARSE_PX)
+        if abs(math.log(wanted / scale)) < math.log(1.25):
+            break
+        coarse_field, coarse_mask, shape = resample_slice(field, mask, wanted)
+        if not coarse_mask.any():
+            break
+        scale, latest = wanted, predict(coarse_field, coarse_mask)
+        prediction = back_to_grid(latest, shape, mask)
+        # g = G*/(ρω²ΔyΔx): on pixels (H/h)(W/w) times larger, the fine grid's g is that much more
+        area = (mask.shape[0] / shape[0]) * (mask.shape[1] / shape[1])
+        prediction["log_magnitude"] = np.where(
+            prediction["weight"] > 0, prediction["log_magnitude"] + math.log(area), 0.0
+        )
+    return prediction, scale
+
+
+def wavelength_px(prediction: dict[str, np.ndarray]) -> float | None:
+    """The shear wavelength in the prediction's pixels from its median |g|: with g = G*/(ρω²Δ²)
+    and c ≈ sqrt(|G*|/ρ), λ/Δ = 2π sqrt(|g|). None without any prediction."""
+    valid = prediction["weight"] > 0
+    if not valid.any():
+        return None
+    return float(2 * np.pi * np.sqrt(np.exp(np.median(prediction["log_magnitude"][valid]))))
+
+
+def resample_slice(
+    field: np.ndarray, mask: np.ndarray, scale: float
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """``field`` (C, H, W) and ``mask`` on a grid ``scale`` times coarser per axis: tissue
+    values only (a mask-normalised Gaussian pre-filter of σ = scale/2 px against aliasing when
+    coarsening), linear interpolation at the coarse pixel centres; the coarse mask is where at
+    least half the footprint is tissue."""
+    height, width = mask.shape
+    shape = (max(2, round(height / scale)), max(2, round(width / scale)))
+    weight = mask.astype(np.float64)
+    sigma = 0.5 * scale if scale > 1 else 0.0
+    smooth_weight = ndimage.gaussian_filter(weight, sigma) if sigma else weight
+    coordinates = _centres(shape, (height, width))
+    coarse_weight = ndimage.map_coordinates(smooth_weight, coordinates, order=1, mode="nearest")
+    coarse_mask = coarse_weight >= 0.5
+    safe = np.where(coarse_weight > 1e-6, coarse_weight, 1.0)
+    channels = []
+    for component in field:
+        parts = []
+        for part in (component.real, component.imag):
+            smooth = ndimage.gaussian_filter(part * weight, sigma) if sigma else part * weight
+            parts.append(ndimage.map_coordinates(smooth, coordinates, order=1, mode="nearest"))
+        channels.append((parts[0] + 1j * parts[1]) / safe * coarse_mask)
+    return np.stack(channels), coarse_mask, shape
+
+
+def back_to_grid(
+    coarse: dict[str, np.ndarray], shape: tuple[int, int], mask: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Coarse maps (on ``shape``) at the fine grid's pixel centres, weight-normalised linear
+    interpolation (a coarse pixel without a prediction does not leak in), zero outside
+    ``mask``."""
+    coordinates = _centres(mask.shape, shape)
+    weight = coarse["weight"]
+    fine_weight = ndimage.map_coordinates(weight, coordinates, order=1, mode="nearest")
+    valid = mask & (fine_weight > 0)
+    safe = np.where(valid, fine_weight, 1.0)
+    out = {"weight": np.where(valid, fine_weight, 0.0)}
+    for key in ("log_magnitude", "phase", "variance"):
+        values = ndimage.map_coordinates(weight * coarse[key], coordinates, order=1, mode="nearest")
+        out[key] = np.where(valid, values / safe, 0.0)
+    return out
+
+
+def _centres(target: tuple[int, int], source: tuple[int, int]) -> np.ndarray:
+    """The centres of ``target``'s pixels in ``source``'s pixel coordinates (same extent)."""
+    axes = [(np.arange(t) + 0.5) * (s / t) - 0.5 for t, s in zip(target, source, strict=True)]
+    rows, columns = np.meshgrid(*axes, indexing="ij")
+    return np.stack([rows, columns])
