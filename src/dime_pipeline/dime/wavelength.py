@@ -20,11 +20,17 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage
 
-TARGET_PX = 20.0  # pixels per wavelength the slice is brought to (the shipped model: 12-30 best)
+TARGET_PX = (
+    20.0  # pixels per wavelength a long-wave slice is brought to (shipped model: 12-30 best)
+)
+# A short-wave slice is refined only to here: a slice holds several wavelengths (soft fat, a
+# stiffer liver), and refining to 20 would push its stiffer parts beyond the band.
+REFINED_PX = 12.0
 BAND_PX = (10.0, 32.0)  # no resampling while the estimate lies here
 MAX_PASSES = 3
 MIN_SCALE, MAX_SCALE = 1 / 3, 8.0  # at most 3x finer (short waves), 8x coarser (long ones)
 MIN_COARSE_PX = 16  # a coarse slice keeps at least this many pixels per side
+BLEND_WIDTH = 0.25  # log-width of a pass's weight around TARGET_PX
 
 Predict = Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]
 
@@ -33,15 +39,20 @@ def adaptive_prediction(
     predict: Predict, field: np.ndarray, mask: np.ndarray
 ) -> tuple[dict[str, np.ndarray], float]:
     """The prediction of ``predict(field, mask)`` (dimensionless maps on the slice's grid,
-    ``inference.predict_slice``) at the scale that brings the slice's wavelength into the band,
-    and that scale (1: the slice as it is)."""
+    ``inference.predict_slice``), from the slice as it is and, when its wavelength lies outside
+    the band, from the slice resampled towards ``TARGET_PX``; and the last scale used (1: the
+    slice as it is). Where a slice holds several wavelengths (soft fat around a stiffer liver),
+    each pixel takes the passes by how near their own pixels its local wavelength is to
+    ``TARGET_PX`` (``_blend``)."""
     scale = 1.0
-    prediction = latest = predict(field, mask)
+    latest = predict(field, mask)
+    passes = [(latest, 1.0)]
     for _ in range(MAX_PASSES - 1):
         estimate = wavelength_px(latest)  # in the pixels of the last pass's grid
         if estimate is None or BAND_PX[0] <= estimate <= BAND_PX[1]:
             break
-        wanted = float(np.clip(estimate * scale / TARGET_PX, MIN_SCALE, MAX_SCALE))
+        target = TARGET_PX if estimate > BAND_PX[1] else REFINED_PX
+        wanted = float(np.clip(estimate * scale / target, MIN_SCALE, MAX_SCALE))
         wanted = min(wanted, min(mask.shape) / MIN_COARSE_PX)
         if abs(math.log(wanted / scale)) < math.log(1.25):
             break
@@ -49,13 +60,34 @@ def adaptive_prediction(
         if not coarse_mask.any():
             break
         scale, latest = wanted, predict(coarse_field, coarse_mask)
-        prediction = back_to_grid(latest, shape, mask)
+        back = back_to_grid(latest, shape, mask)
         # g = G*/(ρω²ΔyΔx): on pixels (H/h)(W/w) times larger, the fine grid's g is that much more
         area = (mask.shape[0] / shape[0]) * (mask.shape[1] / shape[1])
-        prediction["log_magnitude"] = np.where(
-            prediction["weight"] > 0, prediction["log_magnitude"] + math.log(area), 0.0
+        back["log_magnitude"] = np.where(
+            back["weight"] > 0, back["log_magnitude"] + math.log(area), 0.0
         )
-    return prediction, scale
+        passes.append((back, math.sqrt(area)))
+    return (_blend(passes) if len(passes) > 1 else passes[0][0]), scale
+
+
+def _blend(passes: list[tuple[dict[str, np.ndarray], float]]) -> dict[str, np.ndarray]:
+    """Per pixel, the passes weighted by exp(−½ (ln(λ_own / TARGET_PX) / BLEND_WIDTH)²), λ_own
+    the pixel's wavelength in that pass's own pixels (2π sqrt(|g|) / scale): each region is
+    read where its waves span the pixels the network reads best."""
+    weights, sums = [], {key: 0.0 for key in ("log_magnitude", "phase", "variance")}
+    for prediction, scale in passes:
+        own = 2 * np.pi * np.exp(0.5 * prediction["log_magnitude"]) / scale
+        score = np.exp(-0.5 * (np.log(own / TARGET_PX) / BLEND_WIDTH) ** 2)
+        weight = prediction["weight"] * np.where(prediction["weight"] > 0, score + 1e-12, 0.0)
+        weights.append(weight)
+        for key in sums:
+            sums[key] = sums[key] + weight * prediction[key]
+    total = sum(weights)
+    valid = total > 0
+    safe = np.where(valid, total, 1.0)
+    blended = {key: np.where(valid, value / safe, 0.0) for key, value in sums.items()}
+    blended["weight"] = np.max([p["weight"] for p, _ in passes], axis=0) * valid
+    return blended
 
 
 def wavelength_px(prediction: dict[str, np.ndarray]) -> float | None:
@@ -82,13 +114,14 @@ def resample_slice(
     coordinates = _centres(shape, (height, width))
     coarse_weight = ndimage.map_coordinates(smooth_weight, coordinates, order=1, mode="nearest")
     coarse_mask = coarse_weight >= 0.5
+    order = 1 if scale > 1 else 3  # refining: cubic, a wave's curvature survives interpolation
     safe = np.where(coarse_weight > 1e-6, coarse_weight, 1.0)
     channels = []
     for component in field:
         parts = []
         for part in (component.real, component.imag):
             smooth = ndimage.gaussian_filter(part * weight, sigma) if sigma else part * weight
-            parts.append(ndimage.map_coordinates(smooth, coordinates, order=1, mode="nearest"))
+            parts.append(ndimage.map_coordinates(smooth, coordinates, order=order, mode="nearest"))
         channels.append((parts[0] + 1j * parts[1]) / safe * coarse_mask)
     return np.stack(channels), coarse_mask, shape
 
