@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> None:
         )
         invert, _ = inverter(args.method, args.model)
         result = invert_by_slice(invert, volume)
-        userdata.check_wavelengths(
+        spans = userdata.check_wavelengths(
             volume.mask,
             result.magnitude,
             result.valid,
@@ -179,6 +179,7 @@ def run(args: argparse.Namespace) -> None:
         wave_maps=bool(args.wave_maps),
         vmax_kpa=args.vmax,
         warnings=tuple(warnings),
+        wavelengths_across=spans,
     )
     userdata.write_outputs(out, png, volume, result, args.method, extras)
     _log_written(out, result)

@@ -392,7 +392,7 @@ def invert_dime(
         return predict_slice(model, plane, plane_mask, stride, batch_size, min_component_weight)
 
     slices = [
-        adaptive_prediction(predict, field[:, z], region[z])[0]
+        adaptive_prediction(predict, field[:, z], region[z])
         if adapt
         else predict(field[:, z], region[z])
         for z in range(region.shape[0])

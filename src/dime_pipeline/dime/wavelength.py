@@ -1,15 +1,15 @@
-"""Wavelength adaptivity: each slice is resampled so that its shear wavelength spans the pixels
-the network reads best, inverted there, and the maps are brought back to the slice's grid.
+"""Wavelength adaptivity: a slice whose shear wavelength lies outside the band of pixels the
+network reads best is also inverted resampled towards that band, and the passes are blended.
 
-The network's output is dimensionless, G*/(ρω²ΔyΔx), so a slice resampled by s per axis is the
-same physics on pixels s times larger: the prediction on the coarse grid, scaled back by
-(s_y s_x), is G* on the fine one. A trained model reads well only the wavelengths (in pixels) it
-was trained on (the shipped one: about 8–40 px; beyond 40 it underestimates |G*|, by 25 % at 60
-px and 52 % at 80). The first pass runs on the slice as it is; its median |G*| gives the
-wavelength λ = sqrt(|G*|/ρ)/f in pixels, and when that lies outside the band the slice is
-resampled to ``TARGET_PX`` pixels per wavelength and inverted again (an underestimate at a long
-wavelength still points the right way: the next pass, nearer the band, corrects it; at most
-``MAX_PASSES``).
+The network's output is dimensionless, g = G*/(ρω²ΔyΔx), so a slice resampled by s per axis is
+the same physics on pixels s times larger: g on the coarse grid times s_y s_x is g on the fine
+one. A trained model reads well only the wavelengths (in pixels) it was trained on (the shipped
+one underestimates |G*| beyond about 40 px: −25 % at 60 px, −52 % at 80). The first pass runs on
+the slice as it is; its median |g| gives the wavelength, λ/Δ = 2π√|g|. Outside ``BAND_PX`` the
+slice is resampled (a long-wave one to ``TARGET_PX``, a short-wave one only to ``REFINED_PX``)
+and inverted again; an underestimate at a long wavelength still points the right way, so the
+next pass, nearer the band, corrects it (at most ``MAX_PASSES``). Each pixel then takes the
+passes by how near its local wavelength, in each pass's own pixels, lies to ``TARGET_PX``.
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage
 
-TARGET_PX = (
-    20.0  # pixels per wavelength a long-wave slice is brought to (shipped model: 12-30 best)
-)
+TARGET_PX = 20.0  # px per wavelength for long-wave slices (the shipped model: 12-30 best)
 # A short-wave slice is refined only to here: a slice holds several wavelengths (soft fat, a
 # stiffer liver), and refining to 20 would push its stiffer parts beyond the band.
 REFINED_PX = 12.0
@@ -37,13 +35,12 @@ Predict = Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]
 
 def adaptive_prediction(
     predict: Predict, field: np.ndarray, mask: np.ndarray
-) -> tuple[dict[str, np.ndarray], float]:
+) -> dict[str, np.ndarray]:
     """The prediction of ``predict(field, mask)`` (dimensionless maps on the slice's grid,
     ``inference.predict_slice``), from the slice as it is and, when its wavelength lies outside
-    the band, from the slice resampled towards ``TARGET_PX``; and the last scale used (1: the
-    slice as it is). Where a slice holds several wavelengths (soft fat around a stiffer liver),
-    each pixel takes the passes by how near their own pixels its local wavelength is to
-    ``TARGET_PX`` (``_blend``)."""
+    the band, from the slice resampled towards it. Where a slice holds several wavelengths
+    (soft fat around a stiffer liver), each pixel takes the passes by how near their own pixels
+    its local wavelength is to ``TARGET_PX`` (``_blend``)."""
     scale = 1.0
     latest = predict(field, mask)
     passes = [(latest, 1.0)]
@@ -67,7 +64,7 @@ def adaptive_prediction(
             back["weight"] > 0, back["log_magnitude"] + math.log(area), 0.0
         )
         passes.append((back, math.sqrt(area)))
-    return (_blend(passes) if len(passes) > 1 else passes[0][0]), scale
+    return _blend(passes) if len(passes) > 1 else passes[0][0]
 
 
 def _blend(passes: list[tuple[dict[str, np.ndarray], float]]) -> dict[str, np.ndarray]:

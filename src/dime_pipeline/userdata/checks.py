@@ -211,21 +211,6 @@ def median_wavelength_m(
     return wavelength if np.isfinite(wavelength) and wavelength > 0 else None
 
 
-def wavelengths_across(
-    mask: np.ndarray,
-    magnitude_pa: np.ndarray,
-    valid: np.ndarray,
-    voxel_size_m: tuple[float, float],
-    frequency_hz: float,
-    density_kg_m3: float,
-) -> float | None:
-    """How many wavelengths λ = √(median |G*|/ρ)/f the mask spans (its longest in-plane side)."""
-    wavelength = median_wavelength_m(magnitude_pa, valid, frequency_hz, density_kg_m3)
-    if wavelength is None:
-        return None
-    return mask_extent_m(mask, voxel_size_m) / wavelength
-
-
 def check_wavelengths(
     mask: np.ndarray,
     magnitude_pa: np.ndarray,
@@ -233,11 +218,12 @@ def check_wavelengths(
     voxel_size_m: tuple[float, float],
     frequency_hz: float,
     density_kg_m3: float,
-) -> None:
-    """Warn when the mask spans fewer than 3 wavelengths of the median |G*|."""
+) -> float | None:
+    """How many wavelengths λ = √(median |G*|/ρ)/f the mask spans (its longest in-plane side;
+    None without an estimate), for the summary; a warning when fewer than 3."""
     wavelength = median_wavelength_m(magnitude_pa, valid, frequency_hz, density_kg_m3)
     if wavelength is None:
-        return
+        return None
     extent = mask_extent_m(mask, voxel_size_m)
     if extent / wavelength < MIN_WAVELENGTHS:
         log.warning(
@@ -252,3 +238,4 @@ def check_wavelengths(
             frequency_hz,
             MIN_WAVELENGTHS,
         )
+    return extent / wavelength

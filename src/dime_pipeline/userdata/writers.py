@@ -20,7 +20,6 @@ import numpy as np
 from dime_pipeline.errors import UserError
 from dime_pipeline.inversion.result import InversionResult
 from dime_pipeline.textio import atomic_file
-from dime_pipeline.userdata.checks import wavelengths_across
 from dime_pipeline.userdata.readers import NIFTI_SUFFIXES, UserVolume
 
 OUTPUT_VOLUMES = ("|G*| (kPa)", "G' (kPa)", "G'' (kPa)", "confidence (0-1)")
@@ -41,6 +40,7 @@ class Extras:
     wave_maps: bool = False  # --wave-maps: append WAVE_VOLUMES to OUT
     vmax_kpa: float | None = None  # --vmax: the PNG's colour scale
     warnings: tuple[str, ...] = ()
+    wavelengths_across: float | None = None  # the mask's extent in wavelengths (checks)
 
 
 def summary_path(out: Path) -> Path:
@@ -149,14 +149,7 @@ def summary(
         "wavelength": WAVELENGTH,
         "confidence_level": CONFIDENCE_LEVEL,
         "mask_pixels": int(volume.mask.sum()),
-        "wavelengths_across_mask": wavelengths_across(
-            volume.mask,
-            result.magnitude,
-            result.valid,
-            volume.voxel_size_m,
-            volume.frequency_hz,
-            volume.density_kg_m3,
-        ),
+        "wavelengths_across_mask": extras.wavelengths_across,
         "regions": {
             "confidence_mask": region_statistics(volume, result, confident),
             "mask": region_statistics(volume, result, result.valid),
