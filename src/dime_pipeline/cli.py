@@ -51,6 +51,7 @@ COMMANDS = (
     "acquire",
     "pack",
     "train",
+    "calibrate",
     "invert",
     "evaluate",
     "report",

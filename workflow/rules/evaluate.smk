@@ -28,6 +28,9 @@ rule evaluate:
             "Frequency and voxel size",
             {"family": "{family}", "variable": "{variable}"},
         ),
+        confidence=figure_folder(
+            "confidence", ["{method}.png"], "Confidence", {"method": "{method}"}
+        ),
     params:
         metrics_dir=lambda wildcards, output: Path(output.summary).parent,
         figures_dir=lambda wildcards, output: Path(output.manifest).parent,

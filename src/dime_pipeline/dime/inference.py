@@ -10,6 +10,7 @@ that ``torch.load(path, weights_only=True)`` reads (plain types and tensors only
     normalization   {"channel_floor": float, "input": ..., "output": ...} (the last two: text)
     state_dict      DimeUNet parameters and BatchNorm statistics, float32
     metadata        free-form: training config, data, epoch, step, metrics, versions, created
+    calibration     optional: {"log_std_scale": T, ...} (``dime.calibration``); σ → Tσ
 
 Weights are finite: ``save_model`` refuses to write NaN or inf weights and ``load_model`` to read
 them; a network output that is not finite for a finite field is an error, never a map.
@@ -28,7 +29,8 @@ sin² windows at stride P/2 sum to a constant (no ripple). Windows are strided v
 (``Tensor.unfold``) evaluated in batches; their weighted predictions are scatter-added into the
 image (the ``F.fold`` sum without keeping every window in memory).
 The blended variance (mean of the predicted variances plus the spread of the overlapping
-predictions) gives σ of ln|G*| and the confidence exp(−σ) ∈ (0, 1].
+predictions) gives σ of ln|G*|, times the model's calibrated temperature (``dime.calibration``),
+and the confidence exp(−σ) ∈ (0, 1].
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import ValidationError
 
+from dime_pipeline.dime.calibration import checked_scale
 from dime_pipeline.dime.network import DimeUNet, UNetConfig, fuse_batchnorm
 from dime_pipeline.dime.normalization import (
     DEFAULT_CHANNEL_FLOOR,
@@ -74,6 +77,7 @@ class DimeModel:
     config: UNetConfig
     channel_floor: float = DEFAULT_CHANNEL_FLOOR
     metadata: dict[str, Any] = field(default_factory=dict)
+    log_std_scale: float = 1.0  # the confidence calibration's temperature (dime.calibration)
 
     @property
     def patch_size(self) -> int:
@@ -92,10 +96,11 @@ def as_model(
     channel_floor: float = DEFAULT_CHANNEL_FLOOR,
     metadata: Mapping[str, Any] | None = None,
     device: str | torch.device | None = None,
+    log_std_scale: float = 1.0,
 ) -> DimeModel:
     """Wrap an in-memory network (a copy is made: BatchNorm folded, channels-last, on device)."""
     fused = fuse_batchnorm(network).to(resolve_device(device), memory_format=torch.channels_last)
-    return DimeModel(fused, network.config, channel_floor, dict(metadata or {}))
+    return DimeModel(fused, network.config, channel_floor, dict(metadata or {}), log_std_scale)
 
 
 def save_model(
@@ -103,6 +108,7 @@ def save_model(
     path: str | Path,
     channel_floor: float = DEFAULT_CHANNEL_FLOOR,
     metadata: Mapping[str, Any] | None = None,
+    calibration: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the model file atomically (temporary sibling, then rename); UserError, nothing
     written, if a weight is NaN or inf (a diverged training)."""
@@ -120,10 +126,30 @@ def save_model(
             "output": _OUTPUT_TEXT,
         },
         "state_dict": {k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
-        "metadata": json.loads(json.dumps(dict(metadata or {}), default=str)),  # plain types
+        "metadata": _plain(metadata),
     }
+    if calibration is not None:
+        payload["calibration"] = _plain(calibration)
     save_torch_atomic(payload, path)
     return path
+
+
+def with_calibration(
+    model_path: str | Path, calibration: Mapping[str, Any], out_path: str | Path
+) -> Path:
+    """Write the model file at ``model_path`` to ``out_path`` (atomically; it may be the same
+    path) with ``calibration`` as its calibration record; weights and metadata unchanged."""
+    load_model(model_path)  # every check of a model file, before anything is written
+    checked_scale(calibration, "calibration")
+    payload = torch.load(Path(model_path), map_location="cpu", weights_only=True)
+    payload["calibration"] = _plain(calibration)
+    save_torch_atomic(payload, out_path)
+    return Path(out_path)
+
+
+def _plain(mapping: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Plain JSON types only: what ``torch.load(weights_only=True)`` reads back."""
+    return json.loads(json.dumps(dict(mapping or {}), default=str))
 
 
 def save_torch_atomic(payload: Any, path: str | Path) -> None:
@@ -161,6 +187,7 @@ def load_model(
         network = DimeUNet(UNetConfig(**payload["network"]))
         network.load_state_dict(payload["state_dict"])
         floor = float(payload["normalization"]["channel_floor"])
+        scale = checked_scale(payload.get("calibration"), str(path))
     except ValidationError as error:
         raise config_error(error, f"{path}: network") from None
     except KeyError as error:
@@ -175,7 +202,7 @@ def load_model(
     bad = _nonfinite(network.state_dict())
     if bad is not None:
         raise UserError(f"{path}: unusable DIME model: weight {bad} is NaN or inf")
-    return as_model(network, floor, payload.get("metadata"), device)
+    return as_model(network, floor, payload.get("metadata"), device, scale)
 
 
 def _nonfinite(state: Mapping[str, torch.Tensor]) -> str | None:
@@ -398,15 +425,18 @@ def invert_dime(
         for z in range(region.shape[0])
     ]
     stacked = {key: np.stack([s[key] for s in slices]).reshape(spatial) for key in slices[0]}
-    return _maps(stacked, physics_scale(frequency_hz, voxel_size_m, density_kg_m3))
+    scale_pa = physics_scale(frequency_hz, voxel_size_m, density_kg_m3)
+    return _maps(stacked, scale_pa, model.log_std_scale)
 
 
-def _maps(prediction: Mapping[str, np.ndarray], scale_pa: float) -> dict[str, np.ndarray]:
+def _maps(
+    prediction: Mapping[str, np.ndarray], scale_pa: float, log_std_scale: float = 1.0
+) -> dict[str, np.ndarray]:
     valid = prediction["weight"] > 0
     modulus = np.where(
         valid, modulus_from_log(prediction["log_magnitude"], prediction["phase"], scale_pa), 0
     )
-    log_std = np.where(valid, np.sqrt(prediction["variance"]), 0.0)
+    log_std = np.where(valid, log_std_scale * np.sqrt(prediction["variance"]), 0.0)
     if not (np.isfinite(modulus).all() and np.isfinite(log_std).all()):  # exp overflowed
         raise UserError(
             f"the DIME model's prediction overflows (|G*| or its spread beyond float range at "

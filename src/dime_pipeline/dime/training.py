@@ -49,6 +49,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from dime_pipeline import __version__
 from dime_pipeline.config import read_yaml_mapping
+from dime_pipeline.dime.calibration import calibrate_model
 from dime_pipeline.dime.checkpointing import (
     AtomicCheckpointIO,
     MetricsLog,
@@ -436,6 +437,11 @@ def _finish(
         model_path = save_model(
             module.network, out_dir / "model.pt", config.optim.channel_floor, metadata
         )
+        if val:  # the confidence maps of the exported model are calibrated ones
+            record = calibrate_model(model_path, val, model_path)
+            log.info(
+                "confidence calibrated on the validation packs: T = %.3g", record["log_std_scale"]
+            )
         log.info("wrote %s", model_path)
     return TrainingResult(
         out_dir=out_dir,

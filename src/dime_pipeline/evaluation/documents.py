@@ -3,7 +3,8 @@ writing them as strict JSON.
 
 ``samples.json``: every method's metrics per row; ``groups.json``: pooled per family and noise
 level (``table``) and per wave pattern and noise level (``by_pattern``); ``summary.json``: pooled
-per family (``table``) and per wave pattern (``by_pattern``) over all noise levels;
+per family (``table``) and per wave pattern (``by_pattern``) over all noise levels, and the
+coverage of DIME's confidence bands (``coverage``, :mod:`~dime_pipeline.evaluation.confidence`);
 ``sweeps.json``: headline metrics along the sweeps of the study (noise, frequency, voxel size);
 ``provenance.json``: :func:`dime_pipeline.evaluation.labels.provenance`. Every document lists
 the ``methods``, ``families`` and wave ``patterns`` of the evaluation.
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dime_pipeline.errors import UserError
+from dime_pipeline.evaluation.confidence import coverage_document
 from dime_pipeline.evaluation.labels import provenance, snr_label
 from dime_pipeline.evaluation.scoring import Row, group_metrics
 from dime_pipeline.store import jsonable
@@ -40,7 +42,11 @@ def build_documents(evaluation: Evaluation) -> dict[str, dict[str, Any]]:
         "families": evaluation.families,
         "patterns": evaluation.patterns,
     }
-    summary = {"table": _summary(evaluation), "by_pattern": _pattern_summary(evaluation)}
+    summary = {
+        "table": _summary(evaluation),
+        "by_pattern": _pattern_summary(evaluation),
+        "coverage": coverage_document(evaluation),
+    }
     groups = {"table": _groups(evaluation), "by_pattern": _pattern_groups(evaluation)}
     return {
         "summary.json": {**header, "kind": "metrics-summary", **summary},

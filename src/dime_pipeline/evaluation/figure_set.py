@@ -29,14 +29,15 @@ import numpy as np
 
 from dime_pipeline.errors import UserError
 from dime_pipeline.evaluation import figures
-from dime_pipeline.evaluation.evaluate import Evaluation, RowResult, snr_title
+from dime_pipeline.evaluation.confidence import calibration_figure
+from dime_pipeline.evaluation.evaluate import Evaluation, RowResult, method_title, snr_title
 from dime_pipeline.store import atomic_directory
 from dime_pipeline.textio import write_text_atomic
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-FIGURE_KINDS = ("maps", "scatter", "bland_altman", "noise", "sweeps")
+FIGURE_KINDS = ("maps", "scatter", "bland_altman", "noise", "sweeps", "confidence")
 CURVE_PANELS = (
     ("mape_pct", "MAPE (%)"),
     ("bias_pct", "bias (%)"),
@@ -61,6 +62,7 @@ def write_figures(evaluation: Evaluation, figures_dir: str | Path) -> list[dict[
                 folder.mkdir()
             for family in evaluation.families:
                 entries += _family_figures(evaluation, family, folders)
+            entries += _confidence_figures(evaluation, folders)
         write_text_atomic(
             root / MANIFEST,
             json.dumps({"schema_version": 1, "kind": "figures", "figures": entries}, indent=1),
@@ -122,6 +124,21 @@ def _save(
 ) -> dict[str, Any]:
     figures.write_png(figure, folders[kind] / name)
     return {"kind": kind, "family": family, "path": f"{kind}/{name}", "title": title, **extra}
+
+
+def _confidence_figures(
+    evaluation: Evaluation, folders: Mapping[str, Path]
+) -> list[dict[str, Any]]:
+    """One calibration curve per method whose confidence is an error bar, per noise level."""
+    entries = []
+    for method, coverage in evaluation.documents["summary.json"]["coverage"].items():
+        curves = {snr_title(label): curve for label, curve in coverage["by_snr"].items()}
+        title = f"{method_title(method)}: confidence bands"
+        figure = calibration_figure({"all": coverage["all"], **curves}, title)
+        entries.append(
+            _save(folders, figure, "confidence", f"{method}.png", title, "", method=method)
+        )
+    return entries
 
 
 def maps_for(evaluation: Evaluation, family: str, label: str) -> Any:

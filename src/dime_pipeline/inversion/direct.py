@@ -95,10 +95,17 @@ class FitSums:
     cross: np.ndarray  # U conj(∇²U)
     curvature: np.ndarray  # |∇²U|²
     power: np.ndarray  # |U|²
+    noise_cross: np.ndarray  # the measurement noise's expected share of ``cross``
+    noise_curvature: np.ndarray  # and of ``curvature`` (MMDI's noise_debias; else zero)
 
     @classmethod
     def zeros(cls, shape: tuple[int, ...]) -> FitSums:
-        return cls(np.zeros(shape, complex), np.zeros(shape), np.zeros(shape))
+        return cls(*(np.zeros(shape, dtype) for dtype in (complex, float, float, float, float)))
+
+    def add_noise(self, cross: float, curvature: float, support: np.ndarray) -> None:
+        """Add the noise's expected per-pixel share on ``support`` (``inversion.noise``)."""
+        self.noise_cross += cross * support
+        self.noise_curvature += curvature * support
 
     def add(self, field: np.ndarray, lap: np.ndarray, support: np.ndarray) -> None:
         """Accumulate one or a stack of fields (leading axes are summed) on ``support`` pixels."""
@@ -116,20 +123,31 @@ def _box(values: np.ndarray, window_px: int) -> np.ndarray:
 
 
 def local_fit(
-    sums: FitSums, mask: np.ndarray, rho_omega2: float, window_px: int, threshold: float
+    sums: FitSums,
+    mask: np.ndarray,
+    rho_omega2: float,
+    window_px: int,
+    threshold: float,
+    debias_floor: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Windowed joint least squares: (G*, R², confidence mask, valid) on one slice.
 
     Minimising Σ_W |ρω²U + G*∇²U|² over all fields gives G* = -ρω² S/E with S = Σ U conj(∇²U),
     E = Σ |∇²U|², A = Σ |U|²; the fraction of variance explained is R² = |S|²/(A E) ∈ [0, 1]. The
-    E-weighted mean of per-field estimates equals this joint estimate.
+    E-weighted mean of per-field estimates equals this joint estimate. G* uses S and E less the
+    noise's expected share (E kept at ``debias_floor`` of itself at least); R² the sums as
+    measured, so the confidence still says how well the data fit.
     """
     cross, curvature, power = (_box(x, window_px) for x in (sums.cross, sums.curvature, sums.power))
     floor = _RELATIVE_FLOOR * max(float(curvature.max()), np.finfo(float).tiny)
     valid = mask & (curvature > floor) & (power > 0)
     modulus = np.zeros(mask.shape, complex)
     confidence = np.zeros(mask.shape)
-    modulus[valid] = -rho_omega2 * cross[valid] / curvature[valid]
+    signal_cross = cross - _box(sums.noise_cross, window_px)
+    signal_curvature = np.maximum(
+        curvature - _box(sums.noise_curvature, window_px), debias_floor * curvature
+    )
+    modulus[valid] = -rho_omega2 * signal_cross[valid] / signal_curvature[valid]
     r2 = np.abs(cross[valid]) ** 2 / (power[valid] * curvature[valid])
     confidence[valid] = np.clip(r2, 0.0, 1.0)
     return modulus, confidence, valid & (confidence >= threshold), valid
@@ -146,6 +164,7 @@ def invert_slices(
     slice_sums: SliceSums,
     window_px: int,
     threshold: float,
+    debias_floor: float = 1.0,
 ) -> InversionResult:
     """Run ``slice_sums(fields (c, y, x), mask (y, x))`` and the local fit on every z slice."""
     field, mask = _checked(displacement, mask, frequency_hz, density_kg_m3)
@@ -155,7 +174,7 @@ def invert_slices(
         if not mask[z].any():
             continue
         sums = slice_sums(field[:, z], mask[z])
-        fitted = local_fit(sums, mask[z], rho_omega2, window_px, threshold)
+        fitted = local_fit(sums, mask[z], rho_omega2, window_px, threshold, debias_floor)
         for out, value in zip(maps, fitted, strict=True):
             out[z] = value
     squeeze = displacement.ndim == 3

@@ -19,7 +19,7 @@ import numpy as np
 from dime_pipeline.datasets import Pack
 from dime_pipeline.errors import UserError
 from dime_pipeline.estimates import Estimates, write_estimates
-from dime_pipeline.inversion.methods import METHODS, inverter
+from dime_pipeline.inversion.methods import METHODS, Inverter, inverter
 from dime_pipeline.inversion.result import InversionResult
 from dime_pipeline.packing import PACK_PACKAGES
 from dime_pipeline.progressbar import each
@@ -62,25 +62,7 @@ def invert_pack(
     pack = Pack(pack_path)
     check_outputs_spare_inputs([out_path], [pack_path, model])
     masks = pack.column("mask").astype(bool)
-    modulus = np.full(masks.shape, np.nan + 1j * np.nan, np.complex64)
-    confidence = np.full(masks.shape, np.nan, np.float32)
-    seconds = []
-    for row in each(range(len(pack)), f"{method} inversions"):
-        start = time.perf_counter()
-        try:
-            result = invert(
-                pack.row("measured", row),
-                pack.row("voxel_size_m", row),
-                float(pack.row("frequency_hz", row)),
-                float(pack.row("density_kg_m3", row)),
-                masks[row],
-            )
-        except ValueError as error:  # non-finite field, bad frequency or voxel size
-            raise UserError(f"{pack.path}: sample {row}: {error}") from None
-        seconds.append(time.perf_counter() - start)
-        modulus[row][result.valid] = result.modulus[result.valid]
-        confidence[row][result.valid] = result.confidence[result.valid]
-        _log_row(row, len(pack), method, result, masks[row], seconds[-1])
+    modulus, confidence, seconds = invert_rows(pack, invert, method, masks)
     estimates = Estimates(
         modulus=modulus,
         confidence=confidence,
@@ -102,6 +84,34 @@ def invert_pack(
         raise UserError(f"cannot write {out_path} ({error})") from None
     log.info("wrote %s: %d samples, %.2f s of inversion", out_path, len(pack), sum(seconds))
     return estimates
+
+
+def invert_rows(
+    pack: Pack, invert: Inverter, method: str, masks: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """(modulus, confidence, seconds per row) of ``invert`` on every row of ``pack``: complex64
+    and float32 arrays of the pack's sample shape, NaN where the method gave no estimate."""
+    masks = pack.column("mask").astype(bool) if masks is None else masks
+    modulus = np.full(masks.shape, np.nan + 1j * np.nan, np.complex64)
+    confidence = np.full(masks.shape, np.nan, np.float32)
+    seconds = []
+    for row in each(range(len(pack)), f"{method} inversions"):
+        start = time.perf_counter()
+        try:
+            result = invert(
+                pack.row("measured", row),
+                pack.row("voxel_size_m", row),
+                float(pack.row("frequency_hz", row)),
+                float(pack.row("density_kg_m3", row)),
+                masks[row],
+            )
+        except ValueError as error:  # non-finite field, bad frequency or voxel size
+            raise UserError(f"{pack.path}: sample {row}: {error}") from None
+        seconds.append(time.perf_counter() - start)
+        modulus[row][result.valid] = result.modulus[result.valid]
+        confidence[row][result.valid] = result.confidence[result.valid]
+        _log_row(row, len(pack), method, result, masks[row], seconds[-1])
+    return modulus, confidence, seconds
 
 
 def _log_row(

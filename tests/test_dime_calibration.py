@@ -1,0 +1,117 @@
+"""Calibrated DIME confidence (``dime.calibration``): the temperature fit recovers a known
+miscalibration, coverage means what it says, the model file keeps the temperature and inference
+applies it, and calibrating the shipped model on a small synthetic set brings its bands' coverage
+on a second, unseen set within 5 points of nominal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_dime import make_pack
+
+from dime_pipeline.cli import main
+from dime_pipeline.datasets import Pack
+from dime_pipeline.dime.calibration import (
+    LEVELS,
+    coverage,
+    curve,
+    fit_scale,
+    quantile,
+    residuals,
+)
+from dime_pipeline.dime.inference import default_model_path, invert_dime, load_model
+from dime_pipeline.errors import UserError
+from dime_pipeline.inversion.methods import inverter
+from dime_pipeline.inversion.packs import invert_rows
+
+
+def test_quantiles_are_the_two_sided_normal_ones():
+    assert quantile(0.68) == pytest.approx(0.9945, abs=1e-3)
+    assert quantile(0.95) == pytest.approx(1.95996, abs=1e-4)
+
+
+@pytest.mark.parametrize("true_scale", [0.4, 1.0, 2.5])
+def test_fit_recovers_a_known_miscalibration(true_scale):
+    """Errors drawn with σ_true = true_scale · σ_predicted: T is true_scale within 3 %, and the
+    calibrated bands cover each level within 1 point (Gaussian errors: one T fits all levels)."""
+    rng = np.random.default_rng(0)
+    sigma = rng.uniform(0.05, 0.5, 200_000)
+    residual = rng.normal(0.0, true_scale * sigma)
+    scale = fit_scale(residual, sigma)
+    assert scale == pytest.approx(true_scale, rel=0.03)
+    for level, observed in curve(residual, sigma, scale).items():
+        assert observed == pytest.approx(float(level), abs=0.01)
+
+
+def test_coverage_counts_the_band_edges_and_refuses_nothing_to_fit():
+    sigma = np.ones(4)
+    residual = np.array([0.0, 0.5, -1.9, 3.0])
+    assert coverage(residual, sigma, 0.95) == 0.75  # |r| ≤ 1.96 for three of four
+    assert coverage(residual, sigma, 0.95, scale=2.0) == 1.0
+    with pytest.raises(UserError, match="no pixels"):
+        fit_scale(np.array([]), np.array([]))
+
+
+def test_residuals_skip_pixels_without_an_estimate():
+    estimate = np.array([2.0, np.nan, 4.0, 1.0])
+    confidence = np.array([np.exp(-0.1), np.nan, np.exp(-0.2), 1.0])  # the last: σ = 0
+    truth = np.array([1.0, 1.0, 4.0, 1.0])
+    residual, sigma = residuals(estimate, confidence, truth, np.ones(4, bool))
+    np.testing.assert_allclose(residual, [np.log(2.0), 0.0])
+    np.testing.assert_allclose(sigma, [0.1, 0.2])
+
+
+def _coverage_on(pack_path: Path, model_path: Path) -> dict[str, float]:
+    pack = Pack(pack_path)
+    masks = pack.column("mask").astype(bool)
+    invert, _ = inverter("dime", model_path)
+    modulus, confidence, _ = invert_rows(pack, invert, "dime", masks)
+    residual, sigma = residuals(modulus, confidence, pack.column("modulus"), masks)
+    return curve(residual, sigma)
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """The shipped model calibrated on one synthetic set (the `calibrate` command), and a second
+    set drawn from the same distribution with other seeds."""
+    folder = tmp_path_factory.mktemp("calibration")
+    val = make_pack(folder / "val.zarr", n=32, shape=(48, 48), seed=1)
+    test = make_pack(folder / "test.zarr", n=32, shape=(48, 48), seed=2)
+    out = folder / "calibrated.pt"
+    argv = ["--quiet", "calibrate", "--model", str(default_model_path())]
+    assert main([*argv, "--val", str(val), "--out", str(out)]) == 0
+    return out, val, test
+
+
+def test_calibrated_bands_cover_an_unseen_set_within_5_points(calibrated):
+    out, _, test = calibrated
+    observed = _coverage_on(test, out)
+    for level in ("0.68", "0.95"):
+        assert observed[level] == pytest.approx(float(level), abs=0.05)
+
+
+def test_the_model_file_keeps_the_temperature_and_inference_applies_it(calibrated):
+    out, val, _ = calibrated
+    record = torch.load(out, weights_only=True)["calibration"]
+    assert set(record["coverage_after"]) == {f"{level:g}" for level in LEVELS}
+    assert record["fitted_on"] == [str(val)]
+    shipped, scaled = load_model(default_model_path()), load_model(out)
+    assert scaled.log_std_scale == pytest.approx(record["log_std_scale"])
+    field = np.exp(-0.5j * np.arange(40))[None, None, :] * np.ones((1, 40, 40))
+    plain = invert_dime(field, None, 60.0, 1.5e-3, model=shipped)
+    tempered = invert_dime(field, None, 60.0, 1.5e-3, model=scaled)
+    np.testing.assert_allclose(
+        tempered["log_std"], plain["log_std"] * record["log_std_scale"] / shipped.log_std_scale
+    )
+    np.testing.assert_array_equal(tempered["modulus"], plain["modulus"])
+
+
+def test_a_broken_temperature_is_refused(tmp_path, calibrated):
+    payload = torch.load(calibrated[0], weights_only=True)
+    payload["calibration"]["log_std_scale"] = float("nan")
+    torch.save(payload, tmp_path / "broken.pt")
+    with pytest.raises(UserError, match="log_std_scale"):
+        load_model(tmp_path / "broken.pt")
