@@ -1,5 +1,5 @@
-"""Calibrated DIME confidence (``dime.calibration``): the temperature fit recovers a known
-miscalibration, coverage means what it says, the model file keeps the temperature and inference
+"""Calibrated DIME confidence (``dime.calibration``): the fit recovers a known miscalibration
+(scale and tail), coverage means what it says, the model file keeps the temperature and inference
 applies it, and calibrating the shipped model on a small synthetic set brings its bands' coverage
 on a second, unseen set within 5 points of nominal."""
 
@@ -16,10 +16,10 @@ from dime_pipeline.cli import main
 from dime_pipeline.datasets import Pack
 from dime_pipeline.dime.calibration import (
     LEVELS,
+    band_halfwidth,
     coverage,
     curve,
-    fit_scale,
-    quantile,
+    fit_calibration,
     residuals,
 )
 from dime_pipeline.dime.inference import default_model_path, invert_dime, load_model
@@ -28,21 +28,30 @@ from dime_pipeline.inversion.methods import inverter
 from dime_pipeline.inversion.packs import invert_rows
 
 
-def test_quantiles_are_the_two_sided_normal_ones():
-    assert quantile(0.68) == pytest.approx(0.9945, abs=1e-3)
-    assert quantile(0.95) == pytest.approx(1.95996, abs=1e-4)
+def test_band_halfwidths_are_the_two_sided_quantiles():
+    assert band_halfwidth(0.68) == pytest.approx(0.9945, abs=1e-3)
+    assert band_halfwidth(0.95) == pytest.approx(1.95996, abs=1e-4)
+    assert band_halfwidth(0.95, 2.0) == pytest.approx(4.303, abs=1e-3)  # t tables
 
 
 @pytest.mark.parametrize("true_scale", [0.4, 1.0, 2.5])
-def test_fit_recovers_a_known_miscalibration(true_scale):
-    """Errors drawn with σ_true = true_scale · σ_predicted: T is true_scale within 3 %, and the
-    calibrated bands cover each level within 1 point (Gaussian errors: one T fits all levels)."""
+@pytest.mark.parametrize("true_dof", [2.5, None])
+def test_fit_recovers_a_known_miscalibration(true_scale, true_dof):
+    """Errors drawn as true_scale · σ_predicted times a standard Gaussian or t(2.5): T within
+    3 %, ν exact for t errors (Gaussian ones may take ν ≥ 10, indistinguishable here), and the
+    calibrated bands cover each level within 1 point."""
     rng = np.random.default_rng(0)
     sigma = rng.uniform(0.05, 0.5, 200_000)
-    residual = rng.normal(0.0, true_scale * sigma)
-    scale = fit_scale(residual, sigma)
+    unit = (
+        rng.standard_normal(sigma.size)
+        if true_dof is None
+        else rng.standard_t(true_dof, sigma.size)
+    )
+    residual = true_scale * sigma * unit
+    scale, dof = fit_calibration(residual, sigma)
     assert scale == pytest.approx(true_scale, rel=0.03)
-    for level, observed in curve(residual, sigma, scale).items():
+    assert dof == true_dof if true_dof is not None else (dof is None or dof >= 10)
+    for level, observed in curve(residual, sigma, scale, dof).items():
         assert observed == pytest.approx(float(level), abs=0.01)
 
 
@@ -52,7 +61,7 @@ def test_coverage_counts_the_band_edges_and_refuses_nothing_to_fit():
     assert coverage(residual, sigma, 0.95) == 0.75  # |r| ≤ 1.96 for three of four
     assert coverage(residual, sigma, 0.95, scale=2.0) == 1.0
     with pytest.raises(UserError, match="no pixels"):
-        fit_scale(np.array([]), np.array([]))
+        fit_calibration(np.array([]), np.array([]))
 
 
 def test_residuals_skip_pixels_without_an_estimate():
@@ -70,7 +79,7 @@ def _coverage_on(pack_path: Path, model_path: Path) -> dict[str, float]:
     invert, _ = inverter("dime", model_path)
     modulus, confidence, _ = invert_rows(pack, invert, "dime", masks)
     residual, sigma = residuals(modulus, confidence, pack.column("modulus"), masks)
-    return curve(residual, sigma)
+    return curve(residual, sigma, dof=load_model(model_path).band_dof)
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +109,7 @@ def test_the_model_file_keeps_the_temperature_and_inference_applies_it(calibrate
     assert record["fitted_on"] == [str(val)]
     shipped, scaled = load_model(default_model_path()), load_model(out)
     assert scaled.log_std_scale == pytest.approx(record["log_std_scale"])
+    assert scaled.band_dof == record["band_dof"]
     field = np.exp(-0.5j * np.arange(40))[None, None, :] * np.ones((1, 40, 40))
     plain = invert_dime(field, None, 60.0, 1.5e-3, model=shipped)
     tempered = invert_dime(field, None, 60.0, 1.5e-3, model=scaled)

@@ -51,7 +51,9 @@ FOV_WAVELENGTHS = 6  # same physical field of view (≈ 18 cm) for every pixel s
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("px_per_wavelength", [6, 12, 30])
 @pytest.mark.parametrize("angle_deg", [0, 30, 45, 110, 250])
-def test_plane_wave_recovered_within_3_percent(method, px_per_wavelength, angle_deg):
+def test_plane_wave_recovered_within_2_percent(method, px_per_wavelength, angle_deg):
+    """Noise-free, 6–30 px per wavelength: |G*| within 2 % (the calibrated MMDI's requirement;
+    measured worst 1.1 % for MMDI and 1.2 % for DI, at 6 px), G' 3 %, G'' 10 %."""
     h = WAVELENGTH / px_per_wavelength
     n = FOV_WAVELENGTHS * px_per_wavelength
     field = plane_wave(PLANE_MODULUS, angle_deg, (n, n), h)[None]
@@ -59,7 +61,7 @@ def test_plane_wave_recovered_within_3_percent(method, px_per_wavelength, angle_
     border = max(8, px_per_wavelength // 2)
     interior = (slice(border, -border),) * 2
     magnitude = np.median(result.magnitude[interior])
-    assert abs(relative_error(magnitude, abs(PLANE_MODULUS))) < 0.03
+    assert abs(relative_error(magnitude, abs(PLANE_MODULUS))) < 0.02
     assert np.median(result.storage[interior]) == pytest.approx(PLANE_MODULUS.real, rel=0.03)
     assert np.median(result.loss[interior]) == pytest.approx(PLANE_MODULUS.imag, rel=0.1)
     assert np.median(result.confidence[interior]) > 0.95

@@ -10,7 +10,8 @@ that ``torch.load(path, weights_only=True)`` reads (plain types and tensors only
     normalization   {"channel_floor": float, "input": ..., "output": ...} (the last two: text)
     state_dict      DimeUNet parameters and BatchNorm statistics, float32
     metadata        free-form: training config, data, epoch, step, metrics, versions, created
-    calibration     optional: {"log_std_scale": T, ...} (``dime.calibration``); σ → Tσ
+    calibration     optional: {"log_std_scale": T, "band_dof": ν, ...} (``dime.calibration``):
+                    σ → Tσ, bands ±t_ν(p)·Tσ
 
 Weights are finite: ``save_model`` refuses to write NaN or inf weights and ``load_model`` to read
 them; a network output that is not finite for a finite field is an error, never a map.
@@ -48,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import ValidationError
 
-from dime_pipeline.dime.calibration import checked_scale
+from dime_pipeline.dime.calibration import checked_calibration
 from dime_pipeline.dime.network import DimeUNet, UNetConfig, fuse_batchnorm
 from dime_pipeline.dime.normalization import (
     DEFAULT_CHANNEL_FLOOR,
@@ -78,6 +79,11 @@ class DimeModel:
     channel_floor: float = DEFAULT_CHANNEL_FLOOR
     metadata: dict[str, Any] = field(default_factory=dict)
     log_std_scale: float = 1.0  # the confidence calibration's temperature (dime.calibration)
+    band_dof: float | None = None  # and its bands' Student-t degrees of freedom (None: Gaussian)
+
+    @property
+    def calibration(self) -> dict[str, float | None]:
+        return {"log_std_scale": self.log_std_scale, "band_dof": self.band_dof}
 
     @property
     def patch_size(self) -> int:
@@ -97,10 +103,12 @@ def as_model(
     metadata: Mapping[str, Any] | None = None,
     device: str | torch.device | None = None,
     log_std_scale: float = 1.0,
+    band_dof: float | None = None,
 ) -> DimeModel:
     """Wrap an in-memory network (a copy is made: BatchNorm folded, channels-last, on device)."""
     fused = fuse_batchnorm(network).to(resolve_device(device), memory_format=torch.channels_last)
-    return DimeModel(fused, network.config, channel_floor, dict(metadata or {}), log_std_scale)
+    metadata = dict(metadata or {})
+    return DimeModel(fused, network.config, channel_floor, metadata, log_std_scale, band_dof)
 
 
 def save_model(
@@ -140,7 +148,7 @@ def with_calibration(
     """Write the model file at ``model_path`` to ``out_path`` (atomically; it may be the same
     path) with ``calibration`` as its calibration record; weights and metadata unchanged."""
     load_model(model_path)  # every check of a model file, before anything is written
-    checked_scale(calibration, "calibration")
+    checked_calibration(calibration, "calibration")
     payload = torch.load(Path(model_path), map_location="cpu", weights_only=True)
     payload["calibration"] = _plain(calibration)
     save_torch_atomic(payload, out_path)
@@ -187,7 +195,7 @@ def load_model(
         network = DimeUNet(UNetConfig(**payload["network"]))
         network.load_state_dict(payload["state_dict"])
         floor = float(payload["normalization"]["channel_floor"])
-        scale = checked_scale(payload.get("calibration"), str(path))
+        scale, dof = checked_calibration(payload.get("calibration"), str(path))
     except ValidationError as error:
         raise config_error(error, f"{path}: network") from None
     except KeyError as error:
@@ -202,7 +210,7 @@ def load_model(
     bad = _nonfinite(network.state_dict())
     if bad is not None:
         raise UserError(f"{path}: unusable DIME model: weight {bad} is NaN or inf")
-    return as_model(network, floor, payload.get("metadata"), device, scale)
+    return as_model(network, floor, payload.get("metadata"), device, scale, dof)
 
 
 def _nonfinite(state: Mapping[str, torch.Tensor]) -> str | None:

@@ -1,7 +1,8 @@
 """Whether DIME's confidence means what it says on the test set: the coverage of its bands.
 
 DIME's confidence is exp(−σ), σ its (calibrated) standard deviation of ln|G*|
-(``dime.calibration``); the band ln|Ĝ| ± z_p σ should hold the truth in a fraction p of pixels.
+(``dime.calibration``); the band ln|Ĝ| ± t_ν(p) σ (ν the model's band shape, recorded in the
+store's parameters) should hold the truth in a fraction p of pixels.
 Pooled over every evaluated pixel of the test set and per family and noise level, at the levels
 of ``dime.calibration.LEVELS``. Other methods' confidences (MMDI's, DI's: the fraction of
 variance their local fit explains) are not error bars and get no coverage.
@@ -61,7 +62,15 @@ def _curve(
     region = evaluation.pack.column("mask")[rows].astype(bool) & np.isfinite(confidence)
     truth = evaluation.pack.column("modulus")[rows]
     residual, sigma = residuals(store.modulus[rows], confidence, truth, region)
-    return curve(residual, sigma), int(residual.size)
+    return curve(residual, sigma, dof=band_dof(store)), int(residual.size)
+
+
+def band_dof(store: Estimates) -> float | None:
+    """The Student-t degrees of freedom of the bands of the model that wrote ``store`` (None:
+    Gaussian bands, as for a model without calibration or a store written before it)."""
+    parameters = store.attrs.get("parameters") or {}
+    dof = (parameters.get("calibration") or {}).get("band_dof")
+    return None if dof is None else float(dof)
 
 
 def calibration_figure(curves: Mapping[str, Mapping[str, float]], title: str) -> Any:

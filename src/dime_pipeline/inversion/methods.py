@@ -42,5 +42,7 @@ def inverter(
         from dime_pipeline.dime.inference import default_model_path, dime_inversion, load_model
 
         path = Path(model) if model is not None else default_model_path()
-        return partial(dime_inversion, model=load_model(path)), {"model": str(path)}
+        loaded = load_model(path)
+        description = {"model": str(path), "calibration": loaded.calibration}
+        return partial(dime_inversion, model=loaded), description
     raise ValueError(f"unknown inversion method {method!r} (choose from {', '.join(METHODS)})")

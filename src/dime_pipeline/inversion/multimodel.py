@@ -3,9 +3,11 @@
 Per z slice and encoding component c:
 1. extend the field beyond the mask (nearest-pixel values, cos² taper, ``filters.extend_field``)
    so that FFT filtering sees no zeros and no wrap-around jump;
-2. band-pass it with a radial Butterworth filter (cutoffs in cycles/m);
+2. band-pass it with a radial Butterworth filter (cutoffs in cycles/m, by default from the
+   calibrated rule on the frequency: ``MMDIParameters.resolved``);
 3. split it with D one-sided directional filters into models U_{c,d};
-4. fit DI on each model in a window: G*_{c,d} and curvature energy E_{c,d} = Σ_W |∇²U_{c,d}|²;
+4. fit DI on each model in a window: G*_{c,d} and curvature energy E_{c,d} = Σ_W |∇²U_{c,d}|²,
+   less the measurement noise's expected share (``inversion.noise``);
 5. combine G* = Σ E_{c,d} G*_{c,d} / Σ E_{c,d} (the joint least-squares estimate over models);
 6. confidence = fraction of the joint fit's variance explained; confidence mask where ≥ 95 %.
 Only in-mask pixels enter the window sums, so zeros outside the mask never bias edge estimates.
@@ -33,9 +35,9 @@ from dime_pipeline.inversion.result import InversionResult
 MIN_PAD_PX = 8  # keeps the taper smooth on coarse grids
 
 
-# The calibrated rule (docs/mmdi.md, "Calibrated defaults"; benchmarks/calibrate_mmdi.py): filter
-# cut-offs and the window follow the expected shear wavenumber, which depends on the frequency and
-# the voxel size only, never on the data. PLACEHOLDER values are replaced by the sweep's choice.
+# The calibrated rule (docs/mmdi.md, "Calibrated defaults"; benchmarks/calibrate_mmdi.py, record in
+# docs/data/mmdi-calibration.json): filter cut-offs and the window follow the expected shear
+# wavenumber, which depends on the frequency and the voxel size only, never on the data.
 REFERENCE_SPEED_M_S = 1.5  # a normal liver (|G*| ≈ 2.3 kPa): sizes the window in wavelengths
 
 
