@@ -54,6 +54,7 @@ COMMANDS = (
     "calibrate",
     "invert",
     "evaluate",
+    "wavelength-sweep",
     "report",
 )
 

@@ -11,6 +11,8 @@ from dime_pipeline.config import FAMILIES, PHANTOM_KEYS, dump_config, validate_c
 from dime_pipeline.errors import UserError
 from dime_pipeline.seeding import sample_seed
 from dime_pipeline.commands.acquire import params_to_argv
+from dime_pipeline.evaluation.labels import FIGURE_KINDS
+from dime_pipeline.inversion.methods import METHODS
 from dime_pipeline.shards import (
     PREVIEW_INDEX,
     SamplePaths,
@@ -177,9 +179,8 @@ def pack_fractions():
     return [str(fractions.train), str(fractions.val), str(fractions.test)]
 
 
-EVALUATED_METHODS = ("dime", "mmdi", "di")
-BASELINE_METHODS = ("mmdi", "di")
-FIGURE_KINDS = ("maps", "scatter", "bland_altman", "noise", "sweeps")
+EVALUATED_METHODS = METHODS  # every inversion method, DIME first
+BASELINE_METHODS = tuple(m for m in METHODS if m != "dime")
 TRAINED_MODEL = "results/dime/model.pt"
 
 

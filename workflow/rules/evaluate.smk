@@ -47,6 +47,35 @@ rule evaluate:
         "--out-dir {params.metrics_dir:q} --figures-dir {params.figures_dir:q} > {log:q} 2>&1"
 
 
+rule wavelength_sweep:
+    # every method on exact scattering scenes at 10, 30 and 80 px per wavelength (the command's
+    # quick default; docs/evaluation.md gives the full sweep)
+    input:
+        model=dime_model_input(),
+    output:
+        document="results/metrics/wavelength.json",
+        figure=report(
+            "results/figures/wavelength.png",
+            caption="../report/wavelength.rst",
+            category="Evaluation",
+            subcategory="Wavelength sweep",
+        ),
+    params:
+        methods=EVALUATED_METHODS,
+        model=dime_model_option(),
+    log:
+        "results/logs/wavelength_sweep.log",
+    benchmark:
+        "results/benchmarks/wavelength_sweep.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "dime-pipeline --quiet wavelength-sweep --methods {params.methods:q} {params.model:q} "
+        "--out {output.document:q} --figure {output.figure:q} > {log:q} 2>&1"
+
+
 rule report:
     input:
         metrics=[
@@ -57,6 +86,7 @@ rule report:
             rules.evaluate.output.provenance,
         ],
         manifest=rules.evaluate.output.manifest,
+        wavelength=rules.wavelength_sweep.output,
         figures=[f"results/figures/{kind}" for kind in FIGURE_KINDS],
         config=RESOLVED_CONFIG,
         training_log=training_log_input(),
@@ -92,4 +122,5 @@ rule report:
     shell:
         "dime-pipeline report --metrics-dir {params.metrics_dir:q} "
         "--figures-dir {params.figures_dir:q} --config {input.config:q} {params.training:q} "
-        "--previews {input.previews:q} --out {output.html:q} > {log:q} 2>&1"
+        "--previews {input.previews:q} --wavelength-sweep {input.wavelength:q} "
+        "--out {output.html:q} > {log:q} 2>&1"

@@ -12,7 +12,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="build the self-contained HTML report from the metrics and figures",
         description="Build one HTML file (figures embedded, no external resources; opens from "
         "disk) from the metrics and figures of `dime-pipeline evaluate`: summary per family and "
-        "method, sections per family, noise and sweeps, training curves (if the log exists), "
+        "method, sections per family, noise and sweeps, DIME's confidence calibration, the "
+        "wavelength sweep (if given), training curves (if the log exists), "
         "phantom previews, metric definitions, config and provenance.",
     )
     parser.add_argument("--metrics-dir", type=Path, required=True, metavar="DIR")
@@ -38,6 +39,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="PNG",
         help="phantom preview images to include",
     )
+    parser.add_argument(
+        "--wavelength-sweep",
+        type=Path,
+        nargs=2,
+        metavar=("JSON", "PNG"),
+        help="the document and figure of `dime-pipeline wavelength-sweep` to include",
+    )
     parser.add_argument("--out", type=Path, required=True, metavar="HTML")
     parser.set_defaults(handler=run)
 
@@ -46,7 +54,8 @@ def run(args: argparse.Namespace) -> None:
     from dime_pipeline.evaluation.report import build_report
     from dime_pipeline.textio import check_outputs_spare_inputs
 
-    inputs = [args.config, args.training_log, args.training_figure, *(args.previews or [])]
+    sweep = args.wavelength_sweep or []
+    inputs = [args.config, args.training_log, args.training_figure, *(args.previews or []), *sweep]
     check_outputs_spare_inputs([args.out], inputs)
     out = build_report(
         args.metrics_dir,
@@ -56,5 +65,6 @@ def run(args: argparse.Namespace) -> None:
         training_log=args.training_log,
         previews=args.previews,
         training_figure=args.training_figure,
+        wavelength_sweep=args.wavelength_sweep,
     )
     print(f"wrote {out}")

@@ -31,13 +31,13 @@ from dime_pipeline.errors import UserError
 from dime_pipeline.evaluation import figures
 from dime_pipeline.evaluation.confidence import calibration_figure
 from dime_pipeline.evaluation.evaluate import Evaluation, RowResult, method_title, snr_title
+from dime_pipeline.evaluation.labels import FIGURE_KINDS
 from dime_pipeline.store import atomic_directory
 from dime_pipeline.textio import write_text_atomic
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-FIGURE_KINDS = ("maps", "scatter", "bland_altman", "noise", "sweeps", "confidence")
 CURVE_PANELS = (
     ("mape_pct", "MAPE (%)"),
     ("bias_pct", "bias (%)"),

@@ -23,6 +23,10 @@ METHOD_ORDER = ("dime", "mmdi", "di")  # the report's column order; unknown meth
 REPORT_PACKAGES = ("numpy", "scipy", "zarr", "matplotlib", "dime_pipeline")  # in "versions"
 
 
+# The evaluation's figure folders under results/figures (evaluate writes them, report reads them).
+FIGURE_KINDS = ("maps", "scatter", "bland_altman", "noise", "sweeps", "confidence")
+
+
 def snr_label(snr: float) -> str:
     """'inf' for noise-free, else the SNR as ``%g`` (the workflow's ``snr-{label}`` wildcard)."""
     return NOISE_FREE if math.isinf(snr) else f"{snr:g}"

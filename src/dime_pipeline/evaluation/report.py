@@ -48,6 +48,7 @@ from dime_pipeline.evaluation.report_sections import (
     _provenance_blocks,
     _sweeps_blocks,
     _training_blocks,
+    _wavelength_blocks,
     training_model,
 )
 from dime_pipeline.textio import write_text_atomic
@@ -83,6 +84,7 @@ class ReportInputs:
     training_png: bytes | None = None
     previews: list[tuple[str, bytes]] = field(default_factory=list)
     training_log: Path | None = None  # where the curves of training_png come from
+    wavelength: tuple[dict[str, Any], bytes] | None = None  # `wavelength-sweep` JSON and PNG
 
 
 def build_report(
@@ -94,6 +96,7 @@ def build_report(
     previews: Sequence[str | Path] = (),
     training_figure: str | Path | None = None,
     template_dir: str | Path | None = None,
+    wavelength_sweep: Sequence[str | Path] | None = None,
 ) -> Path:
     """Write the HTML report to ``out`` (atomically); ``training_figure`` also keeps the training
     curves as a PNG file (for ``snakemake --report``); ``template_dir`` (default
@@ -110,6 +113,7 @@ def build_report(
         training_png=training_png,
         previews=[_read_png(Path(p)) for p in previews],
         training_log=Path(training_log) if training_png is not None and training_log else None,
+        wavelength=_read_sweep(wavelength_sweep) if wavelength_sweep else None,
     )
     text = render(inputs, template_dir)
     try:
@@ -150,6 +154,18 @@ def _training_png(log_path: str | Path | None, keep: str | Path | None) -> bytes
     if keep is not None:
         figures.write_png(figure, keep)
     return figures.png_bytes(figure)
+
+
+def _read_sweep(paths: Sequence[str | Path]) -> tuple[dict[str, Any], bytes]:
+    """The wavelength sweep's (document, PNG bytes); UserError naming a missing or bad file."""
+    document_path, figure_path = map(Path, paths)
+    try:
+        document = json.loads(document_path.read_text())
+        if "methods" not in document:
+            raise KeyError("methods")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UserError(f"{document_path}: not a wavelength sweep ({error})") from None
+    return document, _read_png(figure_path)[1]
 
 
 def _read_png(path: Path) -> tuple[str, bytes]:
@@ -210,6 +226,8 @@ def build_context(inputs: ReportInputs) -> dict[str, Any]:
     sections.append(_section("noise", "Noise", _noise_blocks(inputs)))
     if summary.get("coverage"):  # DIME evaluated (and metrics newer than calibration)
         sections.append(_section("confidence", "Confidence", _confidence_blocks(inputs)))
+    if inputs.wavelength is not None:
+        sections.append(_section("wavelength", "Wavelength sweep", _wavelength_blocks(inputs)))
     sections.append(_section("sweeps", "Frequency and voxel size", _sweeps_blocks(inputs)))
     if inputs.training_png is not None:
         sections.append(_section("training", "Training", _training_blocks(inputs)))

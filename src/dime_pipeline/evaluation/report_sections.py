@@ -26,6 +26,7 @@ from dime_pipeline.evaluation.report_blocks import (
     _fmt,
     _h3,
     _p,
+    _pct,
     _row,
     _table,
 )
@@ -345,4 +346,43 @@ def _pct_of(curve: dict[str, Any], level: str) -> float | None:
 _CONFIDENCE_CAPTION = (
     "Observed against nominal coverage of the confidence bands on the test set, over all pixels "
     "and per noise level; dashed: identity, grey: ±5 points."
+)
+
+
+def _wavelength_blocks(inputs: ReportInputs) -> list[dict[str, Any]]:
+    """The wavelength sweep's figure and, per inclusion diameter, pixel r / inclusion bias of
+    every method (rows) at every px per wavelength (columns)."""
+    assert inputs.wavelength is not None
+    document, png = inputs.wavelength
+    scene = document.get("scene", {})
+    blocks = [
+        _p(
+            "Every method on exact scattering scenes: a cylinder "
+            f"{_fmt(scene.get('contrast'), 'g')}× stiffer than the background, lit from three "
+            "directions, sampled at the pixels per wavelength of the columns. Cells: pixel r "
+            "near the cylinder / median |G*| bias inside it (`dime-pipeline wavelength-sweep`, "
+            "docs/evaluation.md).",
+            "note",
+        ),
+        _figure(png, "wavelength sweep", _WAVELENGTH_CAPTION),
+    ]
+    px = document["px_per_wavelength"]
+    for diameter in document["diameters_wavelengths"]:
+        key = f"{diameter:g}"
+        blocks.append(_h3(f"Inclusion {key} wavelength(s) across"))
+        rows = []
+        for method, by_diameter in document["methods"].items():
+            cells = [
+                f"{_fmt(row.get('pixel_r'), '.2f')} / "
+                f"{_fmt(_pct(row.get('inclusion_bias')), '+.0f')} %"
+                for row in by_diameter.get(key, [])
+            ]
+            rows.append(_row(method_title(method), cells))
+        blocks.append(_table(rows, ["method", *(f"{p:g} px/λ" for p in px)]))
+    return blocks
+
+
+_WAVELENGTH_CAPTION = (
+    "Pixel r (top) and median |G*| bias inside the inclusion (bottom, grey: ±10 %) against the "
+    "pixels per background wavelength, one column per inclusion diameter."
 )
