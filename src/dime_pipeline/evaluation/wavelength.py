@@ -110,6 +110,7 @@ def sweep_figure(document: Mapping[str, Any], titles: Mapping[str, str]) -> Any:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     diameters = [f"{d:g}" for d in document["diameters_wavelengths"]]
     fig, axes = plt.subplots(
@@ -129,6 +130,9 @@ def sweep_figure(document: Mapping[str, Any], titles: Mapping[str, str]) -> Any:
         axes[1, column].set_xlabel("px per wavelength")
         for ax in axes[:, column]:
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.set_xticks(document["px_per_wavelength"])
+            ax.set_xticklabels([f"{p:g}" for p in document["px_per_wavelength"]])
             ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("pixel r")
     axes[1, 0].set_ylabel("inclusion |G*| bias (%)")
