@@ -5,24 +5,23 @@
 Exact fields at 60 Hz, background G* = 2 + 0.2i kPa (λ = 23.7 mm), the pixel set so that a
 wavelength spans 6 … 100 px, fields 6 wavelengths wide (at most 480 px): a plane wave at 30°
 (median |G*| error away from the edges) and the Bessel-series scene of tests/test_inversion.py
-(a cylinder 3× stiffer, 1.3 wavelengths across, lit from three directions; pixel r of |G*| with
-the truth within 2.5 wavelengths of its centre). docs/dime.md#wavelength-adaptivity.
+(``dime_pipeline.exact``: a cylinder 3× stiffer, 1.3 wavelengths across, lit from three
+directions; pixel r of |G*| with the truth within 2.5 wavelengths of its centre).
+docs/dime.md#wavelength-adaptivity.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from common import RESULTS, machine, write_report
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_inversion import ANGLES, CylinderScattering, plane_wave
-
 from dime_pipeline.dime.inference import invert_dime, load_model
+from dime_pipeline.evaluation.wavelength import ANGLES
+from dime_pipeline.exact import CylinderScattering, plane_wave
 
 FREQUENCY, DENSITY = 60.0, 1000.0
 BACKGROUND = 2000 + 200j
@@ -30,7 +29,7 @@ PX_PER_WAVELENGTH = (6, 8, 12, 20, 30, 40, 60, 80, 100)
 
 
 def measure(model, px: int, adapt: bool) -> dict[str, float]:
-    scatterer = CylinderScattering(background=BACKGROUND, inclusion=3 * BACKGROUND, radius=0.015)
+    scatterer = CylinderScattering(BACKGROUND, 3 * BACKGROUND, 0.015, FREQUENCY, DENSITY)
     wavelength = 2 * np.pi / scatterer.k1.real
     voxel = wavelength / px
     n = min(6 * px, 480)
@@ -40,11 +39,17 @@ def measure(model, px: int, adapt: bool) -> dict[str, float]:
     truth = np.where(r < scatterer.radius, abs(scatterer.inclusion), abs(scatterer.background))
     start = time.perf_counter()
     maps = invert_dime(
-        scatterer.field(x, y, ANGLES), None, FREQUENCY, voxel, DENSITY, model=model, adapt=adapt
+        scatterer.field(x, y, list(ANGLES)),
+        None,
+        FREQUENCY,
+        voxel,
+        DENSITY,
+        model=model,
+        adapt=adapt,
     )
     seconds = time.perf_counter() - start
     region = np.maximum(abs(x), abs(y)) < min(0.85 * c.max(), 2.5 * wavelength)
-    plane = plane_wave(BACKGROUND, 30, (n, n), voxel)[None]
+    plane = plane_wave(BACKGROUND, 30, (n, n), voxel, FREQUENCY, DENSITY)[None]
     flat = invert_dime(plane, None, FREQUENCY, voxel, DENSITY, model=model, adapt=adapt)
     border = max(8, px // 2)
     interior = flat["magnitude"][border:-border, border:-border]
