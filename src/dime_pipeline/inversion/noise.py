@@ -61,7 +61,9 @@ def laplacian_symbol(
 def noise_terms(gains: np.ndarray, symbol: np.ndarray) -> tuple[float, float]:
     """(⟨|H|² Λ⟩, ⟨|H|² Λ²⟩) summed over a stack of gains (models, ny, nx): the noise's cross
     and curvature terms per unit σ²."""
-    power = np.abs(gains) ** 2
-    return float(np.sum(np.mean(power * symbol, axis=(-2, -1)))), float(
-        np.sum(np.mean(power * symbol**2, axis=(-2, -1)))
-    )
+    cross = curvature = 0.0
+    for gain in gains.reshape(-1, *gains.shape[-2:]):  # one model at a time: no stack in memory
+        weighted = np.abs(gain) ** 2 * symbol
+        cross += float(np.mean(weighted))
+        curvature += float(np.mean(weighted * symbol))
+    return cross, curvature

@@ -17,7 +17,8 @@ on reading and restored on writing, so OUT keeps INPUT's array axes and orientat
 not matter (G* = -ρω² U/∇²U is scale-free), only its consistency.
 
 Modules: :mod:`.readers` (INPUT, mask), :mod:`.matlab` (.mat files), :mod:`.checks`
-(plausibility: errors and warnings), :mod:`.writers` (OUT, JSON summary, confidence mask) and
+(plausibility: errors and warnings), :mod:`.memory` (the memory a run needs, checked first),
+:mod:`.writers` (OUT, JSON summary, confidence mask) and
 :mod:`.preview` (``--png``).
 """
 
@@ -30,13 +31,12 @@ from dime_pipeline.userdata.checks import (
     check_wavelengths,
     collected_warnings,
 )
+from dime_pipeline.userdata.memory import WORK_PER_FIELD_BYTE, check_memory
 from dime_pipeline.userdata.readers import (
     DEFAULT_DENSITY_KG_M3,
     LAYOUTS,
     NIFTI_SUFFIXES,
-    WORK_PER_FIELD_BYTE,
     UserVolume,
-    check_memory,
     check_output_path,
     input_kind,
     load_user_data,

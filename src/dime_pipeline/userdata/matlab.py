@@ -135,6 +135,6 @@ def _choose(path: Path, variable: str | None, entries: list[_Entry]) -> tuple[st
 
 
 def _check_memory(path: Path, shape: tuple[int, ...]) -> None:
-    from dime_pipeline.userdata.readers import check_memory
+    from dime_pipeline.userdata.memory import check_memory
 
     check_memory(path, float(np.prod(shape, dtype=float)) * 8)  # as float64; complex: ×2 inside

@@ -22,6 +22,7 @@ from dime_pipeline.userdata.checks import (
     resolve_frequency,
     resolve_spacing,
 )
+from dime_pipeline.userdata.memory import check_memory
 
 log = logging.getLogger("dime_pipeline.userdata")
 
@@ -30,10 +31,6 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 MAT_SUFFIX = ".mat"
 DEFAULT_DENSITY_KG_M3 = 1000.0
 _METRES_PER_UNIT = {"mm": 1e-3, "meter": 1.0, "micron": 1e-6}
-# Peak memory of an inversion per byte of the complex field: MMDI's filter bank needs 33.7,
-# DIME 4.7, DI 1.6 (`python benchmarks/bench_invert_memory.py`: 256² → 1024² × 3 components);
-# 40 leaves room for reading the file.
-WORK_PER_FIELD_BYTE = 40
 LIBRARY_SHAPES = "(y, x), (z, y, x) or (component, z, y, x)"
 
 
@@ -335,19 +332,6 @@ def _load_npy(path: Path) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
         raise UserError(f"{path}: not a readable .npy file ({one_line(error)})") from None
-
-
-def check_memory(path: Path, data_bytes: float) -> None:
-    """Refuse, before reading it, an INPUT whose inversion cannot fit in memory."""
-    from dime_pipeline.config import memory_bytes
-
-    field_bytes = data_bytes * 16 / 8  # read as float64, inverted as complex128: at most ×2
-    need, have = WORK_PER_FIELD_BYTE * field_bytes, memory_bytes()
-    if need > have:
-        raise UserError(
-            f"{path}: inverting {data_bytes / 1e9:.3g} GB of data needs about {need / 1e9:.3g} GB "
-            f"of memory, this machine has {have / 1e9:.3g} GB; invert it in parts"
-        )
 
 
 def _read_nifti(path: Path, layout: str) -> _Raw:
