@@ -9,11 +9,12 @@ from pathlib import Path
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "calibrate",
-        help="calibrate a DIME model's confidence (temperature scaling) on validation packs",
-        description="Invert every sample of VAL with the DIME model, fit the temperature T that "
-        "makes the predicted bands ln|G*| ± z·Tσ hold the truth at their nominal rates "
-        "(50, 68, 80, 90, 95 %), and write the model with T to --out (docs/dime.md). `train` "
-        "does this itself on its validation packs.",
+        help="calibrate a DIME model's confidence (temperature and band shape) on validation packs",
+        description="Invert every sample of VAL with the DIME model, fit the temperature T and "
+        "the Student-t degrees of freedom ν that make the predicted bands ln|G*| ± t_ν(p)·Tσ "
+        "hold the truth at their nominal rates p (50, 68, 80, 90, 95 %), and write the model "
+        "with them to --out (it may be --model; docs/dime.md). `train` does this itself on its "
+        "validation packs.",
     )
     parser.add_argument("--model", type=Path, required=True, metavar="MODEL.pt")
     parser.add_argument("--val", type=Path, nargs="+", required=True, metavar="VAL.zarr")
@@ -31,10 +32,11 @@ def run(args: argparse.Namespace) -> None:
     record = calibrate_model(args.model, args.val, args.out)
     before, after = record["coverage_before"], record["coverage_after"]
     logging.getLogger(__name__).info(
-        "wrote %s: T = %.3f; coverage at 68 %% / 95 %%: %.1f / %.1f %% before, %.1f / %.1f %% "
-        "after (%d validation pixels)",
+        "wrote %s: T = %.3f, ν = %s; coverage at 68 %% / 95 %%: %.1f / %.1f %% before, "
+        "%.1f / %.1f %% after (%d validation pixels)",
         args.out,
         record["log_std_scale"],
+        record["band_dof"] or "∞",
         100 * before["0.68"],
         100 * before["0.95"],
         100 * after["0.68"],

@@ -159,14 +159,14 @@ def calibrate_model(
     temperature and band shape and write the model with that calibration to ``out_path`` (it may be
     ``model_path``: the file is replaced atomically). Returns the calibration record."""
     from dime_pipeline.datasets import Pack
-    from dime_pipeline.dime.inference import load_model, with_calibration
+    from dime_pipeline.dime.inference import with_calibration
     from dime_pipeline.inversion.methods import inverter
     from dime_pipeline.inversion.packs import invert_rows
 
     if not packs:
         raise UserError("give at least one validation pack to calibrate on")
-    model = load_model(model_path)
-    invert, _ = inverter("dime", model_path)
+    invert, description = inverter("dime", model_path)
+    current = description["calibration"]["log_std_scale"]  # a calibrated model's own T
     parts = []
     for path in packs:
         pack = Pack(path)
@@ -174,7 +174,7 @@ def calibrate_model(
         modulus, confidence, _ = invert_rows(pack, invert, "dime", masks)
         region = masks & np.isfinite(confidence)
         residual, sigma = residuals(modulus, confidence, pack.column("modulus"), region)
-        parts.append((residual, sigma / model.log_std_scale))  # back to the network's own σ
+        parts.append((residual, sigma / current))  # back to the network's own σ
     residual, sigma = subsample(np.concatenate(p) for p in zip(*parts, strict=True))
     scale, dof = fit_calibration(residual, sigma)
     record = calibration_record(residual, sigma, scale, dof, packs)

@@ -116,7 +116,6 @@ def save_model(
     path: str | Path,
     channel_floor: float = DEFAULT_CHANNEL_FLOOR,
     metadata: Mapping[str, Any] | None = None,
-    calibration: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the model file atomically (temporary sibling, then rename); UserError, nothing
     written, if a weight is NaN or inf (a diverged training)."""
@@ -136,8 +135,6 @@ def save_model(
         "state_dict": {k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
         "metadata": _plain(metadata),
     }
-    if calibration is not None:
-        payload["calibration"] = _plain(calibration)
     save_torch_atomic(payload, path)
     return path
 

@@ -440,7 +440,9 @@ def _finish(
         if val:  # the confidence maps of the exported model are calibrated ones
             record = calibrate_model(model_path, val, model_path)
             log.info(
-                "confidence calibrated on the validation packs: T = %.3g", record["log_std_scale"]
+                "confidence calibrated on the validation packs: T = %.3g, ν = %s",
+                record["log_std_scale"],
+                record["band_dof"] or "∞",
             )
         log.info("wrote %s", model_path)
     return TrainingResult(

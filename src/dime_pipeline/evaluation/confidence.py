@@ -28,41 +28,48 @@ def coverage_document(evaluation: Evaluation) -> dict[str, Any]:
     curve}} for the methods whose confidence is an error bar (empty: none evaluated)."""
     from dime_pipeline.dime.calibration import LEVELS
 
+    stores = {m: evaluation.estimates[m] for m in COVERED_METHODS if m in evaluation.estimates}
+    if not stores:
+        return {}
+    truth = evaluation.pack.column("modulus")  # read once for every group below
+    masks = evaluation.pack.column("mask").astype(bool)
     out: dict[str, Any] = {}
-    for method in COVERED_METHODS:
-        store = evaluation.estimates.get(method)
-        if store is None:
-            continue
-        everything = list(range(len(evaluation.rows)))
-        curve, pixels = _curve(evaluation, store, everything)
+    for method, store in stores.items():
+        arrays = (store.modulus, store.confidence.astype(float), truth, masks)
+        dof = band_dof(store)
+        pooled, pixels = _group_curve(*arrays, range(len(evaluation.rows)), dof)
         out[method] = {
             "levels": list(LEVELS),
-            "all": curve,
+            "all": pooled,
             "pixels": pixels,
             "by_family": {
-                f: _curve(evaluation, store, evaluation.select(family=f))[0]
+                f: _group_curve(*arrays, evaluation.select(family=f), dof)[0]
                 for f in evaluation.families
             },
             "by_snr": {
-                s: _curve(evaluation, store, evaluation.select(snr=s))[0]
+                s: _group_curve(*arrays, evaluation.select(snr=s), dof)[0]
                 for s in evaluation.snr_labels()
             },
         }
     return out
 
 
-def _curve(
-    evaluation: Evaluation, store: Estimates, indices: Sequence[int]
+def _group_curve(
+    modulus: np.ndarray,
+    confidence: np.ndarray,
+    truth: np.ndarray,
+    masks: np.ndarray,
+    rows: Sequence[int],
+    dof: float | None,
 ) -> tuple[dict[str, float], int]:
-    """Coverage per level over the evaluated pixels of the rows ``indices``, and their count."""
+    """Coverage per level over the evaluated pixels of ``rows`` (in-mask, with a confidence),
+    and how many pixels that is."""
     from dime_pipeline.dime.calibration import curve, residuals
 
-    rows = list(indices)
-    confidence = store.confidence[rows].astype(float)
-    region = evaluation.pack.column("mask")[rows].astype(bool) & np.isfinite(confidence)
-    truth = evaluation.pack.column("modulus")[rows]
-    residual, sigma = residuals(store.modulus[rows], confidence, truth, region)
-    return curve(residual, sigma, dof=band_dof(store)), int(residual.size)
+    rows = list(rows)
+    region = masks[rows] & np.isfinite(confidence[rows])
+    residual, sigma = residuals(modulus[rows], confidence[rows], truth[rows], region)
+    return curve(residual, sigma, dof=dof), int(residual.size)
 
 
 def band_dof(store: Estimates) -> float | None:
