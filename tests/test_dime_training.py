@@ -20,7 +20,7 @@ from test_dime import make_pack
 
 from dime_pipeline import cli
 from dime_pipeline.dime import invert_dime, load_model
-from dime_pipeline.dime.data import DimeDataModule
+from dime_pipeline.dime.data import MIN_KEPT_FRACTION, DimeDataModule, PatchDataset, punch_mask
 from dime_pipeline.dime.module import DimeModule, masked_losses
 from dime_pipeline.dime.settings import DataConfig, OptimConfig
 from dime_pipeline.dime.training import fit, load_training_config
@@ -158,6 +158,36 @@ def test_crops_do_not_depend_on_workers_or_preloading(pack: Path) -> None:
         loader.sampler.set_epoch(3)
         batches.append(torch.cat([batch["field"] for batch in loader]))
     assert torch.equal(batches[0], batches[1])
+
+
+def test_punched_masks_are_subsets_and_keep_the_field(pack: Path) -> None:
+    """``mask_holes``: the same crop keys give the same targets, and masks (and the loss's valid
+    pixels) that lose holes, cuts or all but a strip."""
+    crops = []
+    for odds in (0.0, 1.0):
+        config = DataConfig(mask_holes=odds, channel_gain_jitter=0.0)
+        crops.append(PatchDataset([pack], 16, 64, 5, 0, config, augment=True))
+    changed = 0
+    for key in range(64):
+        plain, punched = crops[0][key], crops[1][key]
+        assert torch.equal(plain["target"], punched["target"])
+        full, kept = plain["mask"] > 0, punched["mask"] > 0
+        assert not (kept & ~full).any()
+        assert not ((punched["valid"] > 0) & ~kept).any()
+        assert kept.sum() >= min(MIN_KEPT_FRACTION * full.sum(), 2 * 16)
+        changed += int(not torch.equal(full, kept))
+    assert changed >= 32  # most crops are punched (the rest would have lost too much)
+
+
+def test_punch_mask_draws_holes_cuts_and_strips() -> None:
+    rng = np.random.default_rng(0)
+    mask = np.ones((32, 32), bool)
+    kept = np.array([punch_mask(mask, rng).mean() for _ in range(200)])
+    assert (kept == 1.0).mean() < 0.05  # unchanged only when a strip clips a corner
+    strips = kept < 0.6  # a strip ≤ 12 px wide keeps under 55 %; holes and cuts over 70 %
+    assert 0.15 < strips.mean() < 0.35 and kept[strips].min() >= 2 * 32 / 32**2
+    assert kept[~strips].min() >= 0.7
+    assert not punch_mask(np.zeros((32, 32), bool), rng).any()
 
 
 def test_inference_package_does_not_import_lightning() -> None:

@@ -167,6 +167,28 @@ def test_heterogeneous_draws_stay_in_configured_ranges(dim):
     assert variants == {"inclusions", "random_field"}
 
 
+def test_an_inclusion_left_out_keeps_the_region_tags_consecutive(tmp_path):
+    """A small domain with large inclusions leaves some out: the kept ones' shapes carry the
+    tags of their regions (an inclusion left out between two kept ones used to shift the
+    shapes' tags past the regions', and meshing failed with a KeyError)."""
+    config = validate_config(
+        {
+            **EXACT,
+            "grid": {"shape": [80, 80], "voxel_size_mm": 1.23},
+            "heterogeneous": {"inclusions": {"min": 6, "max": 6}, "random_field_probability": 0.0},
+        }
+    )
+    left_out_between = None
+    for seed in range(40):
+        spec = draw_phantom("heterogeneous", seed, config)
+        tags = [r.tag for r in spec.regions]
+        assert [shape["region"] for shape in spec.geometry["shapes"]] == tags
+        if len(tags) < 7 and left_out_between is None:
+            left_out_between = seed
+    assert left_out_between is not None  # the case happens with these settings
+    make_phantom("heterogeneous", left_out_between, config, tmp_path / "p", preview=False)
+
+
 def _assert_inclusions_inside_and_apart(spec: PhantomSpec, margin: float) -> None:
     domain, *shapes = spec.geometry["shapes"]
     records = spec.geometry["inclusions"]

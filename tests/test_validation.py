@@ -103,7 +103,7 @@ def test_merge_keys_and_the_shipped_configs_still_read(tmp_path):
         "base: &b {min: 50, max: 60}\nfrequency_hz: {<<: *b, max: 70}\nlist: [{k: 1}, {k: 2}]\n",
     )
     assert read_yaml_mapping(path, "config")["frequency_hz"] == {"min": 50, "max": 70}
-    for name in ("config.yaml", "paper.yaml", "pretrained.yaml", "training.yaml"):
+    for name in ("config.yaml", "paper.yaml", "pretrained.yaml", "pretrained-v1.yaml"):
         load_config(DEFAULT_CONFIG.parent / name)
 
 
@@ -270,7 +270,7 @@ def test_too_many_samples_are_refused_with_how_many_fit(tmp_path, capsys, memory
 
 
 def test_shipped_studies_fit_16gb(memory_16gb):
-    for name in ("config.yaml", "paper.yaml", "pretrained.yaml", "training.yaml"):
+    for name in ("config.yaml", "paper.yaml", "pretrained.yaml", "pretrained-v1.yaml"):
         load_config(DEFAULT_CONFIG.parent / name)
     validate_config({"dim": 3, "samples": {"liver": 2, "heterogeneous": 1}})
 

@@ -169,6 +169,8 @@ class PatchDataset(Dataset):
         field = fields[_pick_component(fields, mask, self.config.min_component_fraction, rng)]
         if self.augment:
             field, mask, modulus = _augment(field, mask, modulus, rng)
+            if rng.random() < self.config.mask_holes:
+                mask = punch_mask(mask, rng)
         return self._item(row, field, mask, modulus, rng)
 
     def _item(
@@ -220,6 +222,37 @@ def _augment(
         array = np.rot90(array, turns)
         out.append(np.ascontiguousarray(array[:, ::-1] if flip else array))
     return out[0], out[1], out[2]
+
+
+MIN_KEPT_FRACTION = 0.25  # holes and cuts keep at least this share of the crop's tissue
+
+
+def punch_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The crop's mask with 1–3 disc holes (radius 1–4 px) or thin cuts (1–2 px wide), keeping
+    at least ``MIN_KEPT_FRACTION`` of its tissue; or, one time in four, only a straight strip
+    4–12 px wide through it, at least two crop edges' worth of pixels. Unchanged otherwise."""
+    size = mask.shape[-1]
+    y, x = np.mgrid[:size, :size].astype(np.float32)
+    tissue = np.argwhere(mask)
+    if len(tissue) == 0:
+        return mask
+
+    def line_distance() -> np.ndarray:
+        cy, cx = tissue[rng.integers(len(tissue))]
+        angle = rng.uniform(0, np.pi)
+        return np.abs((y - cy) * np.cos(angle) - (x - cx) * np.sin(angle))
+
+    if rng.random() < 0.25:
+        strip = mask & (line_distance() < rng.uniform(2.0, 6.0))
+        return strip if strip.sum() >= 2 * size else mask
+    punched = mask.copy()
+    for _ in range(int(rng.integers(1, 4))):
+        if rng.random() < 0.5:
+            cy, cx = tissue[rng.integers(len(tissue))]
+            punched &= (y - cy) ** 2 + (x - cx) ** 2 > rng.uniform(1.0, 4.0) ** 2
+        else:
+            punched &= line_distance() >= rng.uniform(0.5, 1.0)
+    return punched if punched.sum() >= MIN_KEPT_FRACTION * mask.sum() else mask
 
 
 class CropKeys(Sampler[int]):

@@ -53,6 +53,13 @@ class DataConfig(BaseModel):
     snr_bins: int = Field(4, ge=1, description="noise levels for balancing (quantiles of SNR)")
     augment: bool = Field(True, description="phase, rotations/flips, channel gains (train)")
     channel_gain_jitter: float = Field(0.1, ge=0, lt=1, description="± relative gain per channel")
+    mask_holes: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="odds that a training crop's mask gets holes, cuts or is cut to a thin strip "
+        "(users' masks: vessels left out, thresholded outlines, thin organs)",
+    )
     preload_mb: float = Field(2048, ge=0, description="read packs into memory up to this size")
 
 

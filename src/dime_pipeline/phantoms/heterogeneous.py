@@ -146,7 +146,7 @@ def _place_inclusions(
     count = int(rng.integers(settings.inclusions.min, settings.inclusions.max + 1))
     weights = np.array([settings.shape_weights.get(s, 0.0) for s in SHAPES])
     placed: list[dict] = []
-    for k in range(count):
+    for _ in range(count):
         kind = SHAPES[int(rng.choice(len(SHAPES), p=weights / weights.sum()))]
         diameter = 1e-3 * rng.uniform(settings.diameter_mm.min, settings.diameter_mm.max)
         contrast = float(
@@ -156,7 +156,8 @@ def _place_inclusions(
             rng.uniform(config.materials.loss_ratio.min, config.materials.loss_ratio.max)
         )
         while True:
-            inclusion = _try_place(config, rng, domain, driver, placed, kind, diameter, k + 2)
+            region = len(placed) + 2  # the tag of the next inclusion kept (one may be left out)
+            inclusion = _try_place(config, rng, domain, driver, placed, kind, diameter, region)
             if inclusion is not None or diameter * SHRINK < 1e-3 * settings.diameter_mm.min:
                 break
             diameter *= SHRINK
