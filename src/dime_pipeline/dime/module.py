@@ -53,8 +53,8 @@ class DimeModule(L.LightningModule):
         self.save_hyperparameters()
         self.network_config = UNetConfig(**network)
         self.optim_config = OptimConfig(**optim)
-        # channels-last: oneDNN's fast layout on CPU (1.35× per step measured, 2.1× with
-        # bf16-mixed), also the tensor-core layout on GPUs; the weights' values are unchanged
+        # channels-last: oneDNN's fast layout on CPU (×1.23 per step, ×1.81 with bf16-mixed:
+        # benchmarks/bench_dime_train_step.py), also GPUs' tensor-core layout; same weights
         self.network = DimeUNet(self.network_config).to(memory_format=torch.channels_last)
         # float64 states: sums of squares over ~10⁵ pixels cancel badly in float32 (R² off by 10⁵)
         self.val_r = PearsonCorrCoef().set_dtype(torch.float64)
