@@ -1,13 +1,14 @@
 """DIME beside MMDI and DI on clinical-scale 2D liver MRE: the held-back half of MMDI's
 calibration study (docs/mmdi.md, "Calibrated defaults"), which no DIME model trained on.
 
-    python benchmarks/dime_clinical.py PACK:METHOD=STORE[,METHOD=STORE…] [PACK:… …] [--out FILE]
+    python benchmarks/dime_clinical.py PACK:STORE[,STORE…] [PACK:… …] [--out FILE]
 
-Each argument names a test pack and the estimates stores inverted from it; the packs' rows are
-pooled. The study acquires through-plane motion only at OSS-SNR 3, 5, 10, 20 and noise-free, so
-rows are grouped by the nominal level in their source store's name (``snr-5.zarr``; the pack's
-``snr`` column holds each row's amplitude SNR, which varies). Metrics are the workflow's
-(``dime_pipeline.evaluation``): pixel-level |G*| over the mask, pooled per level and method.
+Each argument names a test pack and the estimates stores inverted from it (each store names its
+method); the packs' rows are pooled. The study acquires through-plane motion only at OSS-SNR
+3, 5, 10, 20 and noise-free, so rows are grouped by the nominal level in their source store's
+name (``snr-5.zarr``; the pack's ``snr`` column holds each row's amplitude SNR, which varies).
+Metrics are the workflow's (``dime_pipeline.evaluation``): pixel-level |G*| over the mask,
+pooled per level and method.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ LEVEL = re.compile(r"snr-([^/]+)\.zarr$")
 
 def parse(argument: str) -> tuple[Path, list[Path]]:
     pack, _, stores = argument.partition(":")
-    return Path(pack), [Path(item.split("=", 1)[1]) for item in stores.split(",") if item]
+    return Path(pack), [Path(item) for item in stores.split(",") if item]
 
 
 def pooled(arguments: list[str]) -> dict[str, Any]:
@@ -60,7 +61,7 @@ def _level_order(level: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("packs", nargs="+", help="PACK:METHOD=STORE[,METHOD=STORE…]")
+    parser.add_argument("packs", nargs="+", help="PACK:STORE[,STORE…]")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     table = pooled(args.packs)
