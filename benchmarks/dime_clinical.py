@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dime_pipeline.datasets import Pack
+from dime_pipeline.errors import UserError
 from dime_pipeline.evaluation.evaluate import evaluate
 from dime_pipeline.evaluation.scoring import RowResult, group_metrics
 
@@ -29,7 +30,10 @@ LEVEL = re.compile(r"snr-([^/]+)\.zarr$")
 
 def parse(argument: str) -> tuple[Path, list[Path]]:
     pack, _, stores = argument.partition(":")
-    return Path(pack), [Path(item) for item in stores.split(",") if item]
+    paths = [Path(item) for item in stores.split(",") if item]
+    if not paths:
+        raise UserError(f"{argument!r}: give PACK:STORE[,STORE…]")
+    return Path(pack), paths
 
 
 def pooled(arguments: list[str]) -> dict[str, Any]:
@@ -76,4 +80,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as error:  # a missing pack or store: one line, nothing written
+        raise SystemExit(f"{Path(__file__).name}: error: {error}") from None

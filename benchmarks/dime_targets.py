@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from dime_pipeline.errors import UserError
 from dime_pipeline.evaluation.evaluate import evaluate
 from dime_pipeline.evaluation.scoring import group_metrics
 
@@ -80,4 +81,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as error:  # a missing pack or store: one line, nothing written
+        raise SystemExit(f"{Path(__file__).name}: error: {error}") from None
