@@ -95,3 +95,13 @@ def test_later_keys_at_their_defaults_leave_the_hash_alone():
     contaminated = validate_config({"acquisition": {"bulk": 0.2}})
     assert contaminated.digest() != plain.digest()
     assert contaminated.digest(PHANTOM_KEYS) == plain.digest(PHANTOM_KEYS)
+
+
+def test_the_data_digest_ignores_dime_training_settings() -> None:
+    """The pack's config_hash: a training setting changed re-packs (and re-inverts) nothing."""
+    plain = validate_config({})
+    retrained = validate_config({"dime": {"training": {"trainer": {"max_epochs": 3}}}})
+    assert retrained.digest() != plain.digest()
+    assert retrained.data_digest() == plain.data_digest()
+    noisier = validate_config({"acquisition": {"snr": [5.0]}})
+    assert noisier.data_digest() != plain.data_digest()

@@ -112,6 +112,16 @@ def test_snakemake_runs_the_study(repo, workdir, tool_env):
     assert "split_seed: 3" in (workdir / "results/config.yaml").read_text()
     again = _snakemake(repo, workdir, tool_env, "-n", *split)
     assert "Nothing to be done" in again.stdout + again.stderr
+    # A training setting retrains and re-evaluates; the packs and MMDI/DI's inversions stay.
+    training = {**TINY["dime"]["training"], "trainer": {"max_epochs": 2, "accelerator": "cpu"}}
+    retrain = (
+        "--config",
+        "datasets={split_seed: 3}",
+        f"dime={json.dumps({**TINY['dime'], 'training': training})}",
+    )
+    planned = _planned(_snakemake(repo, workdir, tool_env, "-n", *retrain))
+    assert {"train", "invert_dime", "evaluate", "report"} <= planned
+    assert not planned & {"pack", "invert_baseline", "simulate"}
     # A solver setting reruns the solves in the same run, not only the JIT warm-up.
     cache = ("--config", "datasets={split_seed: 3}", "solver={jit_cache: .cache/other}")
     planned = _planned(_snakemake(repo, workdir, tool_env, "-n", *cache))

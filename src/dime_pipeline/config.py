@@ -590,6 +590,14 @@ class PipelineConfig(_Strict):
         canonical = json.dumps(values, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+    def data_digest(self) -> str:
+        """The hash of the keys the simulated samples depend on (all but ``NOT_DATA_KEYS``), the
+        pack's ``config_hash``: changing DIME's training settings re-packs nothing."""
+        return self.digest([key for key in type(self).model_fields if key not in NOT_DATA_KEYS])
+
+
+NOT_DATA_KEYS = ("dime", "workflow")  # settings no simulated sample depends on
+
 
 def validate_config(raw: dict[str, Any], what: str = "config") -> PipelineConfig:
     """Validate a config mapping, raising :class:`UserError` with one line naming the key; a

@@ -36,7 +36,7 @@ rule pack:
         out_dir=lambda wildcards, output: Path(output.train).parent,
         fractions=pack_fractions(),
         seed=SETTINGS.datasets.split_seed,
-        config_hash=SETTINGS.digest(),
+        config_hash=SETTINGS.data_digest(),  # DIME training settings re-pack nothing
     log:
         "results/logs/pack.log",
     benchmark:
