@@ -16,11 +16,19 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+import yaml
 from test_dime import make_pack
 
 from dime_pipeline import cli
 from dime_pipeline.dime import invert_dime, load_model
-from dime_pipeline.dime.data import MIN_KEPT_FRACTION, DimeDataModule, PatchDataset, punch_mask
+from dime_pipeline.dime.data import (
+    MIN_KEPT_FRACTION,
+    RAMP_RANGE,
+    DimeDataModule,
+    PatchDataset,
+    add_ramp,
+    punch_mask,
+)
 from dime_pipeline.dime.module import DimeModule, masked_losses
 from dime_pipeline.dime.settings import DataConfig, OptimConfig
 from dime_pipeline.dime.training import fit, load_training_config
@@ -122,6 +130,26 @@ def test_resume_refuses_a_different_network(pack: Path, tmp_path: Path) -> None:
         fit(wider, [pack], [pack], tmp_path / "run")
 
 
+def test_resume_only_under_the_same_settings(pack: Path, tmp_path: Path) -> None:
+    """A changed setting is refused with the key named (or starts over with
+    ``restart_on_change``, as the workflow asks); more epochs resume."""
+    out = tmp_path / "run"
+    one_epoch = {**SMALL_RUN, "data.crops_per_epoch": 8, "trainer.max_epochs": 1}
+    config = load_training_config(overrides=one_epoch)
+    first = fit(config, [pack], [pack], out)
+    changed = load_training_config(overrides={**one_epoch, "optim.lr": 1e-3})
+    with pytest.raises(UserError, match=r"other settings \(optim\.lr\): --fresh"):
+        fit(changed, [pack], [pack], out)
+    restarted = fit(changed, [pack], [pack], out, restart_on_change=True)
+    assert restarted.resumed_from is None and restarted.global_step == first.global_step
+    assert yaml.safe_load((out / "config.yaml").read_text())["optim"]["lr"] == 1e-3
+    longer = changed.model_copy(
+        update={"trainer": changed.trainer.model_copy(update={"max_epochs": 2})}
+    )
+    extended = fit(longer, [pack], [pack], out)
+    assert extended.resumed_from is not None and extended.global_step == 2 * first.global_step
+
+
 def test_train_command_writes_a_usable_model(
     pack: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -188,6 +216,49 @@ def test_punch_mask_draws_holes_cuts_and_strips() -> None:
     assert 0.15 < strips.mean() < 0.35 and kept[strips].min() >= 2 * 32 / 32**2
     assert kept[~strips].min() >= 0.7
     assert not punch_mask(np.zeros((32, 32), bool), rng).any()
+
+
+def test_ramps_are_linear_over_the_tissue_and_scaled_to_the_wave() -> None:
+    """``add_ramp``: what it adds is b·x + c·y on the tissue (its discrete Laplacian is 0), zero
+    elsewhere, with an RMS between ramp_max / RAMP_RANGE and ramp_max times the wave's."""
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[:32, :32]
+    field = np.exp(1j * 2 * np.pi * (x + 0.5 * y) / 9.0).astype(np.complex64)
+    mask = (y - 15.5) ** 2 + (x - 13) ** 2 < 13**2
+    ratios = []
+    for _ in range(100):
+        added = add_ramp(field, mask, rng, 3.0) - field
+        assert added.dtype == np.complex64 and not added[~mask].any()
+        interior = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1]
+        interior &= mask[1:-1, :-2] & mask[1:-1, 2:]
+        laplacian = (
+            added[:-2, 1:-1]
+            + added[2:, 1:-1]
+            + added[1:-1, :-2]
+            + added[1:-1, 2:]
+            - 4 * added[1:-1, 1:-1]
+        )
+        scale = np.abs(added[mask]).max()
+        assert np.abs(laplacian[interior]).max() < 1e-5 * scale
+        wave = np.sqrt(np.mean(np.abs(field[mask] - field[mask].mean()) ** 2))
+        ratios.append(np.sqrt(np.mean(np.abs(added[mask] - added[mask].mean()) ** 2)) / wave)
+    ratios = np.array(ratios)
+    assert ratios.min() >= 3.0 / RAMP_RANGE * 0.5 and ratios.max() <= 3.0 * 1.5
+    assert ratios.max() > 1.0 and ratios.min() < 0.5  # the whole range is drawn
+
+
+def test_ramped_crops_keep_their_masks_and_targets(pack: Path) -> None:
+    """``ramps``: the same crop keys give the same targets and masks and a field changed by a
+    ramp; with ramps off no extra random draw moves the other augmentations."""
+    crops = []
+    for odds in (0.0, 1.0):
+        config = DataConfig(ramps=odds, channel_gain_jitter=0.0)
+        crops.append(PatchDataset([pack], 16, 32, 5, 0, config, augment=True))
+    for key in range(32):
+        plain, ramped = crops[0][key], crops[1][key]
+        assert torch.equal(plain["target"], ramped["target"])
+        assert torch.equal(plain["mask"], ramped["mask"])
+        assert not torch.equal(plain["field"], ramped["field"])
 
 
 def test_inference_package_does_not_import_lightning() -> None:

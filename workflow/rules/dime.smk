@@ -22,9 +22,11 @@ rule train:
         mem_mb=8000,
         runtime=720,
     shell:
-        # checkpoints/last.ckpt survives a killed job: rerunning the rule resumes from it.
+        # checkpoints/last.ckpt survives a killed job: rerunning the rule resumes from it; a
+        # rerun for changed settings (the `training` param) starts over instead.
         "dime-pipeline --quiet train --train {input.train:q} --val {input.val:q} "
-        "--out-dir {params.out_dir:q} --config {input.settings:q} > {log:q} 2>&1"
+        "--out-dir {params.out_dir:q} --config {input.settings:q} --restart-on-change "
+        "> {log:q} 2>&1"
 
 
 rule invert_dime:

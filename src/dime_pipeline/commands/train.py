@@ -31,13 +31,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train DIME on random patches of the packed datasets TRAIN (one or more), "
         "validate on VAL, and write checkpoints, CSV logs and the exported model "
         "DIR/model.pt. If DIR/checkpoints/last.ckpt exists the run resumes from it "
-        "(unless --fresh). Options below override keys of the training config.",
+        "(unless --fresh) if that run had the same settings. Options below override keys of the "
+        "training config.",
     )
     parser.add_argument("--train", type=Path, nargs="+", required=True, metavar="TRAIN.zarr")
     parser.add_argument("--val", type=Path, nargs="+", required=True, metavar="VAL.zarr")
     parser.add_argument("--out-dir", type=Path, required=True, metavar="DIR")
     parser.add_argument("--config", type=Path, metavar="FILE", help="training config YAML")
     parser.add_argument("--fresh", action="store_true", help="ignore DIR/checkpoints/last.ckpt")
+    parser.add_argument(
+        "--restart-on-change",
+        action="store_true",
+        help="start over when DIR's checkpoint is of a run with other settings (default: "
+        "refuse; the workflow passes it, since Snakemake reruns training when they change)",
+    )
     parser.add_argument("--fast-dev-run", action="store_true", help="one batch each, no outputs")
     parser.add_argument("--seed", type=int, help="seed (default 2025)")
     parser.add_argument("--max-epochs", type=int, metavar="N")
@@ -86,7 +93,14 @@ def run(args: argparse.Namespace) -> None:
     written = [args.out_dir / name for name in TRAINING_OUTPUTS]
     check_outputs_spare_inputs(written, [*args.train, *args.val, args.config])
     config = load_training_config(args.config, overrides(args))
-    result = fit(config, args.train, args.val, args.out_dir, resume=not args.fresh)
+    result = fit(
+        config,
+        args.train,
+        args.val,
+        args.out_dir,
+        resume=not args.fresh,
+        restart_on_change=args.restart_on_change,
+    )
     if result.rank != 0:  # DDP: one summary line, from the rank that exported the model
         return
     shown = ", ".join(

@@ -169,6 +169,8 @@ class PatchDataset(Dataset):
         field = fields[_pick_component(fields, mask, self.config.min_component_fraction, rng)]
         if self.augment:
             field, mask, modulus = _augment(field, mask, modulus, rng)
+            if self.config.ramps and rng.random() < self.config.ramps:  # off: crops as before
+                field = add_ramp(field, mask, rng, self.config.ramp_max)
             if rng.random() < self.config.mask_holes:
                 mask = punch_mask(mask, rng)
         return self._item(row, field, mask, modulus, rng)
@@ -222,6 +224,35 @@ def _augment(
         array = np.rot90(array, turns)
         out.append(np.ascontiguousarray(array[:, ::-1] if flip else array))
     return out[0], out[1], out[2]
+
+
+RAMP_RANGE = 30.0  # ramp RMS ratios are drawn from [ramp_max / RAMP_RANGE, ramp_max]
+
+
+def add_ramp(
+    field: np.ndarray, mask: np.ndarray, rng: np.random.Generator, ramp_max: float
+) -> np.ndarray:
+    """``field`` plus a complex linear ramp b·(x − x̄) + c·(y − ȳ) over the tissue, with a random
+    direction and phase per part and an RMS of ρ × the field's RMS about its tissue mean, ρ
+    log-uniform in [ramp_max / RAMP_RANGE, ramp_max]. Compressional waves (metres long) and bulk
+    motion are constant plus such a ramp over a patch; the constant is normalised away, the ramp
+    is not, and ∇² of a ramp is 0: the target is unchanged."""
+    tissue = mask.astype(bool)
+    if tissue.sum() < 2:
+        return field
+    size_y, size_x = field.shape
+    y, x = np.mgrid[:size_y, :size_x].astype(np.float64)
+    x -= x[tissue].mean()
+    y -= y[tissue].mean()
+    b, c = rng.normal(size=2) + 1j * rng.normal(size=2)
+    ramp = b * x + c * y
+    values = field[tissue]
+    wave = np.sqrt(np.mean(np.abs(values - values.mean()) ** 2))
+    size = np.sqrt(np.mean(np.abs(ramp[tissue]) ** 2))
+    if not (wave > 0 and size > 0):
+        return field
+    ratio = ramp_max * np.exp(-rng.uniform(0.0, np.log(RAMP_RANGE)))
+    return (field + (ratio * wave / size) * ramp * tissue).astype(field.dtype)
 
 
 MIN_KEPT_FRACTION = 0.25  # holes and cuts keep at least this share of the crop's tissue

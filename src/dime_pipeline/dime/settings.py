@@ -8,9 +8,10 @@ training stack; the network, data, module and training modules build on these mo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from dime_pipeline.strictness import STRICT, Accelerator, Precision
 
@@ -59,6 +60,21 @@ class DataConfig(BaseModel):
         le=1,
         description="odds that a training crop's mask gets holes, cuts or is cut to a thin strip "
         "(users' masks: vessels left out, thresholded outlines, thin organs)",
+    )
+    ramps: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="odds that a training crop gets a random complex linear ramp added (what "
+        "compressional waves of metres and bulk motion look like over a patch: label-preserving, "
+        "∇² of a ramp is 0)",
+    )
+    ramp_max: float = Field(
+        3.0,
+        gt=0,
+        le=100,
+        description="largest ramp RMS relative to the crop's wave RMS (drawn log-uniformly from "
+        "ramp_max/30 to ramp_max): the weak shear far from a driver under the same ramp",
     )
     preload_mb: float = Field(2048, ge=0, description="read packs into memory up to this size")
 
@@ -123,6 +139,46 @@ class TrainingConfig(BaseModel):
     data: DataConfig = DataConfig()
     optim: OptimConfig = OptimConfig()
     trainer: TrainerConfig = TrainerConfig()
+
+
+# Settings that change how a run executes, not what it learns: a run resumes under new values of
+# these (more epochs extend a finished run; the schedule clamps), any other change is a new run.
+EXECUTION_KEYS = frozenset(
+    {
+        "data.num_workers",
+        "data.preload_mb",
+        "trainer.accelerator",
+        "trainer.max_epochs",
+        "trainer.progress_bar",
+        "trainer.logger",
+        "trainer.log_every_n_steps",
+        "trainer.checkpoint_every_n_steps",
+        "trainer.num_sanity_val_steps",
+    }
+)
+
+
+def changed_settings(saved: Mapping[str, Any], config: TrainingConfig) -> list[str]:
+    """The dotted keys (besides ``EXECUTION_KEYS``) whose values differ between a run's saved
+    settings (its ``config.yaml``; keys added since then take their defaults) and ``config``;
+    ``["config.yaml"]`` when the saved settings are not a valid training config."""
+    try:
+        before = _flat(TrainingConfig.model_validate(saved).model_dump())
+    except ValidationError:
+        return ["config.yaml"]
+    now = _flat(config.model_dump())
+    keys = sorted(set(before) | set(now))
+    return [k for k in keys if k not in EXECUTION_KEYS and before.get(k) != now.get(k)]
+
+
+def _flat(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def leaf_keys(model: type[BaseModel] = TrainingConfig, prefix: str = "") -> dict[str, str]:

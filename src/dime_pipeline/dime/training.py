@@ -62,7 +62,12 @@ from dime_pipeline.dime.data import CropKeys, DimeDataModule
 from dime_pipeline.dime.inference import save_model
 from dime_pipeline.dime.module import DimeModule
 from dime_pipeline.dime.progress import TrainingProgress, log_progress, quiet_lightning_tips
-from dime_pipeline.dime.settings import TrainerConfig, TrainingConfig, UNetConfig
+from dime_pipeline.dime.settings import (
+    TrainerConfig,
+    TrainingConfig,
+    UNetConfig,
+    changed_settings,
+)
 from dime_pipeline.errors import UserError, config_error, one_line
 from dime_pipeline.textio import write_text_atomic
 
@@ -136,21 +141,35 @@ def fit(
     out_dir: str | Path,
     *,
     resume: bool = True,
+    restart_on_change: bool = False,
     callbacks: Iterable[Callback] = (),
 ) -> TrainingResult:
     """Train DIME on packed datasets ``train``, validate on ``val``, write ``out_dir``.
 
-    With ``trainer.fast_dev_run`` nothing is read from or written to ``out_dir``.
+    A ``last.ckpt`` in ``out_dir`` is resumed only if its run had the same settings (bar
+    ``settings.EXECUTION_KEYS``); otherwise a UserError names the keys that differ, or, with
+    ``restart_on_change`` (the workflow's rule, which Snakemake reruns when they change), the
+    run starts over. With ``trainer.fast_dev_run`` nothing is read from or written to ``out_dir``.
     """
     out_dir = Path(out_dir)
     dev_run = config.trainer.fast_dev_run
     last = out_dir / "checkpoints" / "last.ckpt"
     resume_from = last if resume and not dev_run and last.is_file() else None
+    changed = _changed_since(out_dir / "config.yaml", config) if resume_from else []
+    if changed and restart_on_change:
+        log_progress(f"settings changed since {last} ({', '.join(changed)}): starting over")
+        resume_from = None
     history: list[Row] = []
     position = None
     resumed = None
     if resume_from is not None:
-        position = _resume_position(resume_from, config)
+        position = _resume_position(resume_from, config)  # an unreadable one, another network
+        if changed:
+            shown = ", ".join(changed[:4]) + (", …" if len(changed) > 4 else "")
+            raise UserError(
+                f"{last} is of a run with other settings ({shown}): --fresh starts over, or "
+                "use another --out-dir"
+            )
         log.info("resuming from %s", resume_from)
         resumed = f"resuming at epoch {position[0] + 1}, step {position[1]} from {resume_from}"
         # The rows logged before the checkpoint; the resumed run logs the later ones again.
@@ -283,6 +302,18 @@ def _require_tensorboard() -> None:
             "trainer.logger: tensorboard needs the tensorboard package, part of the [train] "
             "extra: pip install 'dime-pipeline[train]' (or pip install tensorboard)"
         ) from None
+
+
+def _changed_since(saved: Path, config: TrainingConfig) -> list[str]:
+    """``settings.changed_settings`` against the run's ``config.yaml`` (none: a run from before
+    it was written, judged by its network alone in ``_resume_position``)."""
+    if not saved.is_file():
+        return []
+    try:
+        raw = yaml.safe_load(saved.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return [saved.name]
+    return changed_settings(raw, config) if isinstance(raw, dict) else [saved.name]
 
 
 def _resume_position(checkpoint: Path, config: TrainingConfig) -> tuple[int, int]:
