@@ -131,7 +131,7 @@ def test_resume_refuses_a_different_network(pack: Path, tmp_path: Path) -> None:
 
 
 def test_resume_only_under_the_same_settings(pack: Path, tmp_path: Path) -> None:
-    """A changed setting is refused with the key named (or starts over with
+    """A changed setting or other training packs are refused, named (or start over with
     ``restart_on_change``, as the workflow asks); more epochs resume."""
     out = tmp_path / "run"
     one_epoch = {**SMALL_RUN, "data.crops_per_epoch": 8, "trainer.max_epochs": 1}
@@ -148,6 +148,9 @@ def test_resume_only_under_the_same_settings(pack: Path, tmp_path: Path) -> None
     )
     extended = fit(longer, [pack], [pack], out)
     assert extended.resumed_from is not None and extended.global_step == 2 * first.global_step
+    other = make_pack(tmp_path / "other.zarr", n=4)  # other samples: a new run
+    with pytest.raises(UserError, match=r"other settings \(training data\)"):
+        fit(longer, [other], [pack], out)
 
 
 def test_train_command_writes_a_usable_model(

@@ -3,6 +3,8 @@
 ``OUT_DIR`` after ``fit``:
 
     config.yaml               the resolved training config (every key)
+    data.json                 what the run trains and validates on: each pack's config_hash,
+                              split, rows and a digest of its sample columns
     checkpoints/best.ckpt     Lightning checkpoint with the best ``trainer.monitor`` so far
     checkpoints/last.ckpt     the latest state: end of each epoch and every
                               ``trainer.checkpoint_every_n_steps`` optimiser steps
@@ -27,7 +29,9 @@ summary is off (the data line gives the parameter count) and its bar shows only 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import itertools
+import json
 import logging
 import sys
 import warnings
@@ -37,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 import yaml
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -49,6 +54,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from dime_pipeline import __version__
 from dime_pipeline.config import read_yaml_mapping
+from dime_pipeline.datasets import Pack
 from dime_pipeline.dime.calibration import calibrate_model
 from dime_pipeline.dime.checkpointing import (
     AtomicCheckpointIO,
@@ -77,7 +83,8 @@ MAXIMISED_METRICS = ("val/r", "val/r2")
 LIVE_LOG = Path("checkpoints") / "metrics.csv"
 EXPORTED_LOG = Path("logs") / "metrics.csv"
 TENSORBOARD_LOGS = Path("logs") / "tensorboard"
-TRAINING_OUTPUTS = ("config.yaml", "checkpoints", "logs", "model.pt")  # what OUT_DIR receives
+# what OUT_DIR receives
+TRAINING_OUTPUTS = ("config.yaml", "data.json", "checkpoints", "logs", "model.pt")
 _QUIET_WARNINGS = (  # expected on resume or on small machines; nothing for a user to act on
     r".*exists and is not empty.*",
     r".*does not have many workers.*",
@@ -155,7 +162,8 @@ def fit(
     dev_run = config.trainer.fast_dev_run
     last = out_dir / "checkpoints" / "last.ckpt"
     resume_from = last if resume and not dev_run and last.is_file() else None
-    changed = _changed_since(out_dir / "config.yaml", config) if resume_from else []
+    data = data_fingerprint(train, val)
+    changed = _changed_since(out_dir, config, data) if resume_from else []
     if changed and restart_on_change:
         log_progress(f"settings changed since {last} ({', '.join(changed)}): starting over")
         resume_from = None
@@ -193,6 +201,7 @@ def fit(
         if rank_zero_only.rank == 0:  # DDP runs fit() once per process
             text = yaml.safe_dump(config.model_dump(), sort_keys=False)
             write_text_atomic(out_dir / "config.yaml", text)
+            write_text_atomic(out_dir / "data.json", json.dumps(data, indent=1) + "\n")
     with warnings.catch_warnings():
         for pattern in _QUIET_WARNINGS:
             warnings.filterwarnings("ignore", message=pattern)
@@ -304,16 +313,46 @@ def _require_tensorboard() -> None:
         ) from None
 
 
-def _changed_since(saved: Path, config: TrainingConfig) -> list[str]:
-    """``settings.changed_settings`` against the run's ``config.yaml`` (none: a run from before
-    it was written, judged by its network alone in ``_resume_position``)."""
-    if not saved.is_file():
-        return []
-    try:
-        raw = yaml.safe_load(saved.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return [saved.name]
-    return changed_settings(raw, config) if isinstance(raw, dict) else [saved.name]
+def data_fingerprint(train: Sequence[str | Path], val: Sequence[str | Path]) -> dict[str, Any]:
+    """What a run learns from, path-free (a moved study still resumes): per pack its
+    ``config_hash`` (the workflow's data digest), split, rows and a digest of its sample columns
+    (seeds, noise levels, frequencies), which change when the samples do."""
+
+    def facts(path: str | Path) -> dict[str, Any]:
+        pack = Pack(path)
+        digest = hashlib.sha256()
+        for name in ("seed", "snr", "frequency_hz"):
+            digest.update(np.ascontiguousarray(pack.column(name)).tobytes())
+        return {
+            "config_hash": pack.attrs.get("config_hash"),
+            "split": pack.attrs.get("split"),
+            "rows": len(pack),
+            "columns_sha256": digest.hexdigest()[:16],
+        }
+
+    return {"train": [facts(p) for p in train], "val": [facts(p) for p in val]}
+
+
+def _changed_since(out_dir: Path, config: TrainingConfig, data: dict[str, Any]) -> list[str]:
+    """What differs from the run in ``out_dir``: ``settings.changed_settings`` against its
+    ``config.yaml``, and "training data" when its ``data.json`` names other packs (either file
+    missing: a run from before it was written, judged by its network alone)."""
+    changed: list[str] = []
+    saved = out_dir / "config.yaml"
+    if saved.is_file():
+        try:
+            raw = yaml.safe_load(saved.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            raw = None
+        changed += changed_settings(raw, config) if isinstance(raw, dict) else [saved.name]
+    recorded = out_dir / "data.json"
+    if recorded.is_file():
+        try:
+            same = json.loads(recorded.read_text(encoding="utf-8")) == data
+        except (OSError, ValueError):
+            same = False
+        changed += [] if same else ["training data"]
+    return changed
 
 
 def _resume_position(checkpoint: Path, config: TrainingConfig) -> tuple[int, int]:
