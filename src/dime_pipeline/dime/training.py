@@ -341,10 +341,10 @@ def _changed_since(out_dir: Path, config: TrainingConfig, data: dict[str, Any]) 
     saved = out_dir / "config.yaml"
     if saved.is_file():
         try:
-            raw = yaml.safe_load(saved.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):
+            raw = read_yaml_mapping(saved, "training config")
+        except UserError:  # unreadable or not a mapping: not this run's settings
             raw = None
-        changed += changed_settings(raw, config) if isinstance(raw, dict) else [saved.name]
+        changed += changed_settings(raw, config) if raw is not None else [saved.name]
     recorded = out_dir / "data.json"
     if recorded.is_file():
         try:
