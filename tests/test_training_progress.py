@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from test_dime import make_pack
-from test_dime_training import SMALL_RUN
+from test_dime_training import SMALL_RUN, KillAt
 
 from dime_pipeline import cli
 from dime_pipeline.dime.progress import duration
@@ -89,6 +89,25 @@ def test_quiet_train_log_shows_data_and_every_epoch(pack: Path, tmp_path: Path) 
     assert epochs == [("3", "3")], again.stdout
     done = _train(pack, out, config, "--max-epochs", "3")
     assert "nothing to train" in done.stdout and not EPOCH_LINE.search(done.stdout)
+
+
+def test_epoch_resumed_mid_way_reports_its_own_time(
+    pack: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Lightning calls no epoch-start hook for an epoch resumed mid-way: its time and the ETA
+    were once measured from the machine's boot (``9 h 32 min, ETA 658 h`` on a real resume)."""
+    overrides = {**SMALL_RUN, "trainer.max_epochs": 2, "trainer.checkpoint_every_n_steps": 2}
+    config = load_training_config(overrides=overrides)  # 4 steps per epoch
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        fit(config, [pack], [pack], out, callbacks=[KillAt(7)])
+    caplog.clear()
+    with caplog.at_level("INFO", logger="dime_pipeline.progress"):
+        fit(config, [pack], [pack], out)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert len(lines) == 1 and lines[0].startswith("epoch 2/2:"), lines
+    # Seconds, as the tiny epoch takes, not the hours since boot.
+    assert re.search(r"; \d+\.\d s, ETA 0\.0 s$", lines[0]), lines[0]
 
 
 def test_lightning_messages_appear_once_without_quiet(pack: Path, tmp_path: Path) -> None:

@@ -106,7 +106,8 @@ class TrainingProgress(Callback):
     """Logs the data line when training starts and one line per finished epoch (global rank 0
     only): epoch k/N, the mean training loss of the epoch's batches (those run in this process:
     a resumed epoch counts the batches after the checkpoint), :data:`EPOCH_METRICS`, the
-    epoch's time (validation included) and the ETA (mean epoch time so far × epochs left)."""
+    epoch's time (validation included) and the ETA (mean epoch time so far × epochs left; an
+    epoch resumed mid-way counts at its rate per batch, scaled to a whole epoch)."""
 
     def __init__(self, train_packs: int, val_packs: int, resumed: str | None = None) -> None:
         self.train_packs, self.val_packs, self.resumed = train_packs, val_packs, resumed
@@ -119,6 +120,8 @@ class TrainingProgress(Callback):
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.started = True
+        # A run resumed mid-epoch calls no on_train_epoch_start for that epoch.
+        self._epoch_start = time.monotonic()
         if trainer.is_global_zero:
             log.info("%s", self._data_line(trainer, module))
 
@@ -168,7 +171,11 @@ class TrainingProgress(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         elapsed = time.monotonic() - self._epoch_start
-        self._epoch_times.append(elapsed)
+        whole = trainer.num_training_batches
+        if isinstance(whole, int) and 0 < self._batches < whole:  # resumed mid-epoch
+            self._epoch_times.append(elapsed * whole / self._batches)
+        else:
+            self._epoch_times.append(elapsed)
         if not trainer.is_global_zero:
             return
         total = 1 if trainer.fast_dev_run else trainer.max_epochs or 0
