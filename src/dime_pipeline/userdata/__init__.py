@@ -16,7 +16,8 @@ on reading and restored on writing, so OUT keeps INPUT's array axes and orientat
 (its affine in mm, with the in-plane voxel sizes the inversion used). The unit of the field does
 not matter (G* = -ρω² U/∇²U is scale-free), only its consistency.
 
-Modules: :mod:`.readers` (INPUT, mask), :mod:`.matlab` (.mat files), :mod:`.checks`
+Modules: :mod:`.readers` (INPUT, mask), :mod:`.nifti` and :mod:`.arrays` (the formats),
+:mod:`.matlab` (.mat files), :mod:`.checks`
 (plausibility: errors and warnings), :mod:`.memory` (the memory a run needs, checked first),
 :mod:`.writers` (OUT, JSON summary, confidence mask) and
 :mod:`.preview` (``--png``).
@@ -32,10 +33,9 @@ from dime_pipeline.userdata.checks import (
     collected_warnings,
 )
 from dime_pipeline.userdata.memory import WORK_PER_FIELD_BYTE, check_memory
+from dime_pipeline.userdata.nifti import LAYOUTS, NIFTI_SUFFIXES
 from dime_pipeline.userdata.readers import (
     DEFAULT_DENSITY_KG_M3,
-    LAYOUTS,
-    NIFTI_SUFFIXES,
     UserVolume,
     check_output_path,
     input_kind,

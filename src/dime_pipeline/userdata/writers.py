@@ -20,7 +20,8 @@ import numpy as np
 from dime_pipeline.errors import UserError
 from dime_pipeline.inversion.result import InversionResult
 from dime_pipeline.textio import atomic_file
-from dime_pipeline.userdata.readers import NIFTI_SUFFIXES, UserVolume
+from dime_pipeline.userdata.nifti import NIFTI_SUFFIXES
+from dime_pipeline.userdata.readers import UserVolume
 
 OUTPUT_VOLUMES = ("|G*| (kPa)", "G' (kPa)", "G'' (kPa)", "confidence (0-1)")
 WAVE_VOLUMES = ("shear-wave speed (m/s)", "wavelength (px)")  # appended with --wave-maps
