@@ -51,9 +51,6 @@ def read_store(path: Path) -> RawInput:
         field=field.astype(complex),
         support=np.any(field != 0, axis=0),
         voxel_size_m=spacing,
-        affine=None,
-        header=None,
-        reversed_axes=False,
         store_grid=True,
         frequency_hz=attrs.get("frequency_hz"),
         density_kg_m3=attrs.get("density_kg_m3"),
@@ -76,9 +73,6 @@ def _library_field(path: Path, data: np.ndarray, what: str, shape: str) -> RawIn
         field=field.astype(complex),
         support=np.any(field != 0, axis=0),
         voxel_size_m=None,
-        affine=None,
-        header=None,
-        reversed_axes=False,
     )
 
 

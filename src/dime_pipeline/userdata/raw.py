@@ -14,9 +14,10 @@ class RawInput:
     field: np.ndarray  # complex (c, [z,] y, x), may hold non-finite values
     support: np.ndarray  # where any INPUT channel is nonzero, ([z,] y, x)
     voxel_size_m: tuple[float, float] | None
-    affine: np.ndarray | None
-    header: object | None
-    reversed_axes: bool
+    # NIfTI facts; plain arrays and stores have none and are in library order already
+    affine: np.ndarray | None = None
+    header: object | None = None
+    reversed_axes: bool = False
     frequency_hz: float | None = None
     density_kg_m3: float | None = None
     mask: np.ndarray | None = None
