@@ -146,6 +146,38 @@ def test_edge_width_in_3d() -> None:
     assert edge["width_px"] == pytest.approx(SIGMA_TO_10_90, rel=0.15)
 
 
+def test_boundary_distance_by_hand() -> None:
+    """A 2-px stripe of region 2 in region 1, tissue cut by the mask on the right: distances
+    count pixel steps to another region or outside the tissue; the image border is no boundary."""
+    labels = np.ones((5, 8), np.int16)
+    labels[:, 3:5] = 2
+    mask = np.ones_like(labels, bool)
+    mask[:, 7] = False
+    distance = metrics.boundary_distance_px(mask, labels)
+    np.testing.assert_array_equal(distance[2], [3, 2, 1, 1, 1, 1, 1, 0])
+    np.testing.assert_array_equal(distance[:, 0], 3)  # the border row and column included
+    z, y, x = np.indices((9, 9, 9))
+    ball = (z - 4) ** 2 + (y - 4) ** 2 + (x - 4) ** 2 <= 9
+    in_3d = metrics.boundary_distance_px(np.ones_like(ball), ball.astype(int) + 1)
+    assert in_3d[4, 4, 4] == pytest.approx(math.sqrt(10))  # to (1, 3, 4), just outside
+    assert in_3d[4, 4, 1] == 1 and in_3d[4, 4, 0] == 1
+
+
+def test_a_blurred_map_loses_its_r_in_the_boundary_band() -> None:
+    """Blur (σ 1.5 px) costs r only near boundaries: exact there, r returns to almost 1; exact
+    elsewhere, it stays where the blur put it (benchmarks/dime_targets.py reports this split)."""
+    y, x = np.indices((64, 64))
+    labels = np.where((y - 32) ** 2 + (x - 32) ** 2 < 10**2, 2, 1)
+    labels[(y - 10) ** 2 + (x - 14) ** 2 < 4**2] = 3
+    truth = np.choose(labels - 1, [2.0, 6.0, 1.0])
+    blurred = ndimage.gaussian_filter(truth, 1.5)
+    near = metrics.boundary_distance_px(np.ones_like(labels, bool), labels).ravel() <= 2
+    r = metrics.pearson_r(truth, blurred)
+    r_near_exact = metrics.pearson_r(truth.ravel(), np.where(near, truth.ravel(), blurred.ravel()))
+    r_far_exact = metrics.pearson_r(truth.ravel(), np.where(near, blurred.ravel(), truth.ravel()))
+    assert r < 0.97 and r_near_exact > 0.998 and abs(r_far_exact - r) < 0.001
+
+
 def test_fibrosis_stage_cutoffs() -> None:
     values = [2.0, 2.5, 2.89, 2.9, 3.49, 3.5, 3.99, 4.0, 4.99, 5.0, 12.0, np.nan, -1.0]
     expected = [0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, NO_STAGE, NO_STAGE]

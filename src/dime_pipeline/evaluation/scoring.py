@@ -66,6 +66,7 @@ class RowResult:
 
     truth: np.ndarray
     estimate: np.ndarray
+    boundary_px: np.ndarray  # each evaluated pixel's metrics.boundary_distance_px
     tissue_pixels: int
     pixel: dict[str, Any]
     regions: list[dict[str, Any]]
@@ -108,6 +109,7 @@ def evaluate_row(
     return RowResult(
         truth=truth[valid],
         estimate=estimate[valid],
+        boundary_px=metrics.boundary_distance_px(mask, labels)[valid],
         tissue_pixels=tissue,
         pixel=metrics.pixel_agreement(truth, estimate, mask),
         regions=regions,
