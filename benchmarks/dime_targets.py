@@ -19,8 +19,8 @@ Beside each correlation, where the shortfall sits: ``near`` is the share of eval
 within ``--boundary-px`` pixels (default 2) of another region or the tissue's edge
 (``metrics.boundary_distance_px``), ``r_near_exact`` the pooled r were the estimate exact on
 them (the truth times the map's median ratio to it), ``r_far_exact`` were it exact everywhere
-else. A map whose r rises most with its boundary
-band made exact misses resolution, not region levels.
+else. A map whose r rises most with its boundary band made exact misses resolution, not region
+levels.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from dime_pipeline.evaluation.evaluate import evaluate
 from dime_pipeline.evaluation.metrics import pearson_r
 from dime_pipeline.evaluation.scoring import RowResult, group_metrics
 
+BOUNDARY_PX = 2.0  # the default band of the correlation split
 POOLED_LEVELS = (None, 10.0, 5.0)  # noise-free, SNR 10, SNR 5
 TARGETS = {  # (family, levels, headline key, comparison, bound)
     "homogeneous CV %": ("homogeneous", POOLED_LEVELS, "cv_pct", "<=", 5.0),
@@ -78,7 +79,7 @@ def _boundary_split(results: list[RowResult], boundary_px: float) -> dict[str, f
 
 
 def measure(
-    truth: Path, estimates: list[Path], bootstrap: int = 200, boundary_px: float = 2.0
+    truth: Path, estimates: list[Path], bootstrap: int = 200, boundary_px: float = BOUNDARY_PX
 ) -> dict[str, Any]:
     evaluation = evaluate(truth, estimates)
     generator = np.random.default_rng(0)
@@ -142,8 +143,9 @@ def main() -> None:
     parser.add_argument(
         "--boundary-px",
         type=float,
-        default=2.0,
-        help="band of pixels next to a region boundary in the correlation split (default 2)",
+        default=BOUNDARY_PX,
+        help=f"band of pixels next to a region boundary in the correlation split "
+        f"(default {BOUNDARY_PX:g})",
     )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()

@@ -81,8 +81,11 @@ def evaluate_row(
     labels: np.ndarray,
     row: Row,
     parameters: EvaluationParameters,
+    boundary_px: np.ndarray,
 ) -> RowResult:
-    """Every metric of one method on one sample (arrays in kPa)."""
+    """Every metric of one method on one sample (arrays in kPa); ``boundary_px`` is the row's
+    :func:`metrics.boundary_distance_px`, the same for every method (computed once by the
+    caller)."""
     valid = metrics.evaluated_pixels(truth, estimate, mask)
     with np.errstate(invalid="ignore"):
         tissue = int((mask & np.isfinite(truth) & (truth > 0)).sum())
@@ -109,7 +112,7 @@ def evaluate_row(
     return RowResult(
         truth=truth[valid],
         estimate=estimate[valid],
-        boundary_px=metrics.boundary_distance_px(mask, labels)[valid],
+        boundary_px=boundary_px[valid],
         tissue_pixels=tissue,
         pixel=metrics.pixel_agreement(truth, estimate, mask),
         regions=regions,
