@@ -26,7 +26,8 @@ import torch
 from common import machine, write_report
 
 from dime_pipeline.dime import DimeUNet, UNetConfig, as_model, invert_dime, load_model
-from dime_pipeline.dime.inference import DimeModel, window_padding
+from dime_pipeline.dime.inference import window_padding
+from dime_pipeline.dime.model_file import DimeModel
 from dime_pipeline.dime.network import parameter_count
 
 FREQUENCY_HZ = 60.0

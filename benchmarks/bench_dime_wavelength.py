@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from common import RESULTS, machine, write_report
 
-from dime_pipeline.dime.inference import invert_dime, load_model
+from dime_pipeline.dime.inference import invert_dime
+from dime_pipeline.dime.model_file import load_model
 from dime_pipeline.evaluation.wavelength import ANGLES
 from dime_pipeline.exact import CylinderScattering, plane_wave
 

@@ -1,11 +1,14 @@
 """The DIME issue's targets on a study's test split, every method beside DIME.
 
-    python benchmarks/dime_targets.py STUDY [--estimates DIR …] [--bootstrap N] [--out FILE]
+    python benchmarks/dime_targets.py STUDY [--split test|val] [--estimates DIR …]
+        [--bootstrap N] [--out FILE]
 
 STUDY is a study folder whose workflow has inverted its test split (``results/datasets/
 test.zarr`` and ``results/inversions/{method}/test.zarr``); ``--estimates`` names other stores
 of the same pack instead (e.g. another DIME model's, from ``dime-pipeline invert PACK --method
-dime --model OTHER.pt --out DIR``). Metrics are those of the workflow's evaluation
+dime --model OTHER.pt --out DIR``). ``--split val`` reads the validation pack instead, where
+candidate models are compared without touching the test split; the workflow does not invert
+it, so it needs ``--estimates``. Metrics are those of the workflow's evaluation
 (``dime_pipeline.evaluation``), pooled over the rows at the target levels: noise-free, SNR 10
 and SNR 5 (the pooled targets), and SNR 5 alone for the liver. Targets: homogeneous inter-pixel
 CV ≤ 5 % and |bias| ≤ 3 %; heterogeneous r ≥ 0.92; liver r ≥ 0.90, and ≥ 0.85 at SNR 5.
@@ -136,6 +139,7 @@ def _cell(method: str, entry: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", type=Path)
+    parser.add_argument("--split", choices=("test", "val"), default="test")
     parser.add_argument("--estimates", type=Path, nargs="+")
     parser.add_argument(
         "--bootstrap", type=int, default=200, help="resamples over phantoms (0: no intervals)"
@@ -150,13 +154,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     results = args.study / "results"
+    if args.split != "test" and not args.estimates:
+        raise UserError(f"--split {args.split} needs --estimates: the workflow inverts only test")
     estimates = args.estimates or sorted((results / "inversions").glob("*/test.zarr"))
     if args.bootstrap < 0:
         raise UserError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
     if not args.boundary_px >= 1:
         raise UserError(f"--boundary-px must be 1 or more, got {args.boundary_px}")
     document = measure(
-        results / "datasets" / "test.zarr", estimates, args.bootstrap, args.boundary_px
+        results / "datasets" / f"{args.split}.zarr", estimates, args.bootstrap, args.boundary_px
     )
     for name, entry in document["targets"].items():
         cells = ", ".join(_cell(method, m) for method, m in entry["methods"].items())

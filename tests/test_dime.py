@@ -18,7 +18,7 @@ from dime_pipeline.dime import DimeUNet, UNetConfig, as_model, invert_dime, load
 from dime_pipeline.dime.data import (
     DataConfig,
     PatchDataset,
-    _pick_component,
+    _pick_components,
     balanced_weights,
     noise_levels,
 )
@@ -237,8 +237,9 @@ def test_component_choice_skips_components_without_signal() -> None:
     fields = rng.normal(size=(3, 8, 8)) + 0j
     fields[2] = 1e-3 * fields[2]
     mask = np.ones((8, 8), bool)
-    picks = {_pick_component(fields, mask, 0.25, rng) for _ in range(40)}
-    assert picks == {0, 1}
+    config = DataConfig(min_component_fraction=0.25)
+    picks = {tuple(_pick_components(fields, mask, config, 1, rng)) for _ in range(40)}
+    assert picks == {(0,), (1,)}
 
 
 def test_patches_are_centred_on_tissue_deterministic_and_shaped(pack: Path) -> None:

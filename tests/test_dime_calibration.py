@@ -22,7 +22,8 @@ from dime_pipeline.dime.calibration import (
     fit_calibration,
     residuals,
 )
-from dime_pipeline.dime.inference import default_model_path, invert_dime, load_model
+from dime_pipeline.dime.inference import invert_dime
+from dime_pipeline.dime.model_file import default_model_path, load_model
 from dime_pipeline.errors import UserError
 from dime_pipeline.inversion.methods import inverter
 from dime_pipeline.inversion.packs import invert_rows

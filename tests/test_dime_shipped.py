@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from dime_pipeline.cli import main
-from dime_pipeline.dime.inference import SHIPPED_MODEL, invert_dime, load_model
+from dime_pipeline.dime.inference import invert_dime
+from dime_pipeline.dime.model_file import SHIPPED_MODEL, load_model
 
 CASES = [  # frequency (Hz), voxel (m), G* (Pa): wavelengths from 9 to 41 px
     (30.0, 1.0e-3, 1500 + 300j),

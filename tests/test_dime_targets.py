@@ -60,3 +60,20 @@ def test_the_command_prints_the_split_and_refuses_a_bad_band(study: Path, repo: 
     assert bad.stderr.strip().splitlines() == [
         "dime_targets.py: error: --boundary-px must be 1 or more, got 0.0"
     ]
+
+
+def test_the_validation_split_is_read_with_estimates_only(study: Path, repo: Path) -> None:
+    pack = study / "results" / "datasets" / "val.zarr"
+    rows = _pack(pack, families=FAMILIES)
+    store = study / "val-dime.zarr"
+    _estimates(store, pack, "dime", rows, 1.0)
+    script = repo / "benchmarks" / "dime_targets.py"
+    command = [sys.executable, str(script), str(study), "--bootstrap", "0", "--split", "val"]
+    result = subprocess.run([*command, "--estimates", str(store)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "heterogeneous r" in result.stdout and "mmdi" not in result.stdout
+    bare = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert bare.returncode != 0
+    assert bare.stderr.strip().splitlines() == [
+        "dime_targets.py: error: --split val needs --estimates: the workflow inverts only test"
+    ]

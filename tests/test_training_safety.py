@@ -29,7 +29,7 @@ from test_dime_training import SMALL_RUN, KillAt
 from dime_pipeline.cli import main
 from dime_pipeline.dime import invert_dime, load_model, save_model
 from dime_pipeline.dime.checkpointing import AtomicCheckpointIO
-from dime_pipeline.dime.inference import MODEL_FORMAT, MODEL_FORMAT_VERSION, as_model
+from dime_pipeline.dime.model_file import MODEL_FORMAT, MODEL_FORMAT_VERSION, as_model
 from dime_pipeline.dime.module import DimeModule
 from dime_pipeline.dime.settings import TrainerConfig
 from dime_pipeline.dime.training import fit, load_training_config

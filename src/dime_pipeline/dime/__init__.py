@@ -11,12 +11,12 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "DimeModel": "inference",
-    "as_model": "inference",
+    "DimeModel": "model_file",
+    "as_model": "model_file",
     "dime_inversion": "inference",
     "invert_dime": "inference",
-    "load_model": "inference",
-    "save_model": "inference",
+    "load_model": "model_file",
+    "save_model": "model_file",
     "DimeUNet": "network",
     "UNetConfig": "settings",
 }

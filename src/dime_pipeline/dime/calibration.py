@@ -159,7 +159,7 @@ def calibrate_model(
     temperature and band shape and write the model with that calibration to ``out_path`` (it may be
     ``model_path``: the file is replaced atomically). Returns the calibration record."""
     from dime_pipeline.datasets import Pack
-    from dime_pipeline.dime.inference import with_calibration
+    from dime_pipeline.dime.model_file import with_calibration
     from dime_pipeline.inversion.methods import inverter
     from dime_pipeline.inversion.packs import invert_rows
 

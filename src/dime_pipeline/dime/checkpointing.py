@@ -30,7 +30,7 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 
-from dime_pipeline.dime.inference import save_torch_atomic
+from dime_pipeline.dime.model_file import save_torch_atomic
 from dime_pipeline.errors import UserError
 from dime_pipeline.textio import write_text_atomic
 

@@ -8,6 +8,8 @@ One item is one P×P crop of one sample ("row") of a pack (``dime_pipeline.datas
   it); parts of the crop outside the image count as outside the mask, like at inference;
 - one displacement component is chosen at random among those with signal in the crop (RMS at
   least ``min_component_fraction`` of the strongest), because components are inverted separately;
+  for a network that sees K > 1 components at once, with odds ``single_component`` that one
+  alone, else it and 2 … K − 1 others at random, whatever their strength (zero-filled to K);
 - training crops are augmented by a random global phase e^{iθ} (U e^{iθ} solves the same
   equation), the 8 rotations and flips of the square, and a small gain per channel.
 
@@ -146,6 +148,7 @@ class PatchDataset(Dataset):
         stream: int,
         config: DataConfig,
         augment: bool,
+        components: int = 1,
     ) -> None:
         self.rows = _Rows([Path(p) for p in paths], config.input_array, config.preload_mb)
         usable = np.array([len(c) > 0 for c in self.rows.centres])
@@ -154,7 +157,7 @@ class PatchDataset(Dataset):
         self.weights = balanced_weights(self.rows.family, self.rows.snr, config.snr_bins, usable)
         self.family_codes = np.unique(self.rows.family, return_inverse=True)[1]
         self.patch_size, self.length, self.seed, self.stream = patch_size, length, seed, stream
-        self.config, self.augment = config, augment
+        self.config, self.augment, self.components = config, augment, components
 
     def __len__(self) -> int:
         return self.length
@@ -166,11 +169,15 @@ class PatchDataset(Dataset):
         pack = self.rows.sources[row][0]
         centre = np.unravel_index(flat[rng.integers(len(flat))], self.rows.spatial[pack])
         fields, mask, modulus = self.rows.crop(row, tuple(int(c) for c in centre), self.patch_size)
-        field = fields[_pick_component(fields, mask, self.config.min_component_fraction, rng)]
+        field = np.zeros((self.components, *mask.shape), fields.dtype)
+        chosen = _pick_components(fields, mask, self.config, self.components, rng)
+        field[: len(chosen)] = fields[chosen]
         if self.augment:
             field, mask, modulus = _augment(field, mask, modulus, rng)
             if self.config.ramps and rng.random() < self.config.ramps:  # off: crops as before
-                field = add_ramp(field, mask, rng, self.config.ramp_max)
+                field[: len(chosen)] = [
+                    add_ramp(part, mask, rng, self.config.ramp_max) for part in field[: len(chosen)]
+                ]
             if rng.random() < self.config.mask_holes:
                 mask = punch_mask(mask, rng)
         return self._item(row, field, mask, modulus, rng)
@@ -183,12 +190,13 @@ class PatchDataset(Dataset):
         modulus: np.ndarray,
         rng: np.random.Generator,
     ) -> dict[str, torch.Tensor]:
+        """``field`` (K, P, P) complex; the item's field is (2K, P, P): re₀, im₀, re₁, …"""
         peak = np.abs(field).max()
         field = field / peak if peak > 0 else field  # keeps float32 well scaled; scale-free anyway
-        channels = np.stack([field.real, field.imag])
+        channels = np.stack([field.real, field.imag], axis=1).reshape(-1, *field.shape[1:])
         if self.augment and self.config.channel_gain_jitter > 0:
             bound = np.log1p(self.config.channel_gain_jitter)
-            channels = channels * np.exp(rng.uniform(-bound, bound, size=(2, 1, 1)))
+            channels = channels * np.exp(rng.uniform(-bound, bound, size=(len(channels), 1, 1)))
         scale = self.rows.scale[row]
         log_magnitude, phase = dimensionless_log_modulus(modulus, scale)
         valid = mask & (np.abs(modulus) > 0)
@@ -202,27 +210,37 @@ class PatchDataset(Dataset):
         }
 
 
-def _pick_component(
-    fields: np.ndarray, mask: np.ndarray, min_fraction: float, rng: np.random.Generator
-) -> int:
-    """A random component among those whose RMS in the crop's tissue is near the strongest."""
+def _pick_components(
+    fields: np.ndarray, mask: np.ndarray, config: DataConfig, slots: int, rng: np.random.Generator
+) -> list[int]:
+    """The crop's components for a network with ``slots`` component slots: one drawn among those
+    whose RMS in the crop's tissue is near the strongest; with more slots, unless the crop is to
+    show one (odds ``single_component``), also 1 … slots − 1 of the others at random."""
     values = fields[:, mask]
     rms = np.sqrt(np.mean(np.abs(values - values.mean(axis=1, keepdims=True)) ** 2, axis=1))
     peak = rms.max()
-    candidates = np.flatnonzero(rms >= min_fraction * peak) if peak > 0 else np.arange(len(rms))
-    return int(rng.choice(candidates))
+    near = rms >= config.min_component_fraction * peak
+    candidates = np.flatnonzero(near) if peak > 0 else np.arange(len(rms))
+    first = int(rng.choice(candidates))
+    most = min(slots, len(fields))
+    if most == 1 or rng.random() < config.single_component:
+        return [first]
+    rest = [c for c in range(len(fields)) if c != first]
+    others = rng.choice(rest, int(rng.integers(1, most)), replace=False)
+    return [first, *(int(c) for c in others)]
 
 
 def _augment(
     field: np.ndarray, mask: np.ndarray, modulus: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Random global phase and one of the 8 symmetries of the square (isotropic media)."""
+    """Random global phase and one of the 8 symmetries of the square (isotropic media), applied
+    to the last two axes (the field may have a leading component axis)."""
     field = field * np.exp(1j * rng.uniform(0, 2 * np.pi)).astype(np.complex64)
     turns, flip = int(rng.integers(4)), bool(rng.integers(2))
     out = []
     for array in (field, mask, modulus):
-        array = np.rot90(array, turns)
-        out.append(np.ascontiguousarray(array[:, ::-1] if flip else array))
+        array = np.rot90(array, turns, axes=(-2, -1))
+        out.append(np.ascontiguousarray(array[..., ::-1] if flip else array))
     return out[0], out[1], out[2]
 
 
@@ -324,10 +342,12 @@ class DimeDataModule(L.LightningDataModule):
         patch_size: int,
         config: DataConfig | None = None,
         seed: int = 0,
+        components: int = 1,
     ) -> None:
         super().__init__()
         self.train_paths, self.val_paths = list(train_paths), list(val_paths)
         self.patch_size, self.config, self.seed = patch_size, config or DataConfig(), seed
+        self.components = components  # the network's component slots (UNetConfig.components)
         self.train_set: PatchDataset | None = None
         self.val_set: PatchDataset | None = None
 
@@ -342,6 +362,7 @@ class DimeDataModule(L.LightningDataModule):
                 TRAIN_STREAM,
                 cfg,
                 augment=cfg.augment,
+                components=self.components,
             )
             log.info("training rows: %s", _describe(self.train_set))
         if self.val_set is None and stage in (None, "fit", "validate"):
@@ -353,6 +374,7 @@ class DimeDataModule(L.LightningDataModule):
                 VAL_STREAM,
                 cfg,
                 augment=False,
+                components=self.components,
             )
 
     def train_dataloader(self) -> DataLoader:

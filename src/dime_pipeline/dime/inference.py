@@ -1,25 +1,11 @@
-"""DIME inference: the model file, and the vectorised sliding window over a slice or volume.
+"""DIME inference: the vectorised sliding window over a slice or volume (the model file it
+reads: :mod:`dime_pipeline.dime.model_file`).
 
-**Model file** (``MODEL_FORMAT`` version ``MODEL_FORMAT_VERSION``): one ``torch.save`` of a dict
-that ``torch.load(path, weights_only=True)`` reads (plain types and tensors only, no pickled code):
-
-    format          "dime-pipeline/dime-model"
-    format_version  1
-    network         UNetConfig fields (patch_size, depth, width, predict_variance,
-                    log_magnitude_offset)
-    normalization   {"channel_floor": float, "input": ..., "output": ...} (the last two: text)
-    state_dict      DimeUNet parameters and BatchNorm statistics, float32
-    metadata        free-form: training config, data, epoch, step, metrics, versions, created
-    calibration     optional: {"log_std_scale": T, "band_dof": ν, ...} (``dime.calibration``):
-                    σ → Tσ, bands ±t_ν(p)·Tσ
-
-Weights are finite: ``save_model`` refuses to write NaN or inf weights and ``load_model`` to read
-them; a network output that is not finite for a finite field is an error, never a map.
-
-**Sliding window.** Per 2D slice and component: the field is zero-padded by P/2 (outside the
-image = outside the mask, as in training), P×P windows every ``stride`` pixels that touch the
-mask are normalised (tissue pixels only) and run through the network in batches on the GPU if
-there is one; predictions are blended in the dimensionless log space with weights
+**Sliding window.** Per 2D slice and component (a network that sees K components gets each
+window's K strongest together instead, and q_c below is 1): the field is zero-padded by P/2
+(outside the image = outside the mask, as in training), P×P windows every ``stride`` pixels
+that touch the mask are normalised (tissue pixels only) and run through the network in batches
+on the GPU if there is one; predictions are blended in the dimensionless log space with weights
 
     w = hann(i)·hann(j) · mask · (tissue fraction of the window) · q_c,
     hann(i) = sin²(π(i + ½)/P) + 10⁻³,   q_c = a_c² / Σ_c' a_c'²,
@@ -36,198 +22,25 @@ and the confidence exp(−σ) ∈ (0, 1].
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import ValidationError
 
-from dime_pipeline.dime.calibration import checked_calibration
-from dime_pipeline.dime.network import DimeUNet, UNetConfig, fuse_batchnorm
+from dime_pipeline.dime.model_file import DimeModel, load_model
 from dime_pipeline.dime.normalization import (
-    DEFAULT_CHANNEL_FLOOR,
     modulus_from_log,
     normalize_patches,
     physics_scale,
 )
 from dime_pipeline.dime.wavelength import adaptive_prediction
-from dime_pipeline.errors import UserError, config_error, one_line
-from dime_pipeline.textio import atomic_file
+from dime_pipeline.errors import UserError
 
-MODEL_FORMAT = "dime-pipeline/dime-model"
-MODEL_FORMAT_VERSION = 1
-MODEL_ENV = "DIME_MODEL"  # overrides the shipped model when no model file is given
-SHIPPED_MODEL = Path(__file__).resolve().parent / "pretrained" / "dime-default.pt"
 HANN_FLOOR = 1e-3
-_INPUT_TEXT = "re, im of one component minus tissue mean, / tissue std (floored); mask"
-_OUTPUT_TEXT = "log|G*/(rho omega^2 dy dx)|, arg G* (rad), log-variance of the first"
-
-
-@dataclass
-class DimeModel:
-    """A network ready for inference (eval mode, BatchNorm folded) and its file's facts."""
-
-    network: DimeUNet
-    config: UNetConfig
-    channel_floor: float = DEFAULT_CHANNEL_FLOOR
-    metadata: dict[str, Any] = field(default_factory=dict)
-    log_std_scale: float = 1.0  # the confidence calibration's temperature (dime.calibration)
-    band_dof: float | None = None  # and its bands' Student-t degrees of freedom (None: Gaussian)
-
-    @property
-    def calibration(self) -> dict[str, float | None]:
-        return {"log_std_scale": self.log_std_scale, "band_dof": self.band_dof}
-
-    @property
-    def patch_size(self) -> int:
-        return self.config.patch_size
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None``/"auto": the GPU when there is one, else the CPU."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def as_model(
-    network: DimeUNet,
-    channel_floor: float = DEFAULT_CHANNEL_FLOOR,
-    metadata: Mapping[str, Any] | None = None,
-    device: str | torch.device | None = None,
-    log_std_scale: float = 1.0,
-    band_dof: float | None = None,
-) -> DimeModel:
-    """Wrap an in-memory network (a copy is made: BatchNorm folded, channels-last, on device)."""
-    fused = fuse_batchnorm(network).to(resolve_device(device), memory_format=torch.channels_last)
-    metadata = dict(metadata or {})
-    return DimeModel(fused, network.config, channel_floor, metadata, log_std_scale, band_dof)
-
-
-def save_model(
-    network: DimeUNet,
-    path: str | Path,
-    channel_floor: float = DEFAULT_CHANNEL_FLOOR,
-    metadata: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write the model file atomically (temporary sibling, then rename); UserError, nothing
-    written, if a weight is NaN or inf (a diverged training)."""
-    path = Path(path)
-    bad = _nonfinite(network.state_dict())
-    if bad is not None:
-        raise UserError(f"{path}: not written: weight {bad} is NaN or inf (the training diverged)")
-    payload = {
-        "format": MODEL_FORMAT,
-        "format_version": MODEL_FORMAT_VERSION,
-        "network": network.config.model_dump(),
-        "normalization": {
-            "channel_floor": float(channel_floor),
-            "input": _INPUT_TEXT,
-            "output": _OUTPUT_TEXT,
-        },
-        "state_dict": {k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
-        "metadata": _plain(metadata),
-    }
-    save_torch_atomic(payload, path)
-    return path
-
-
-def with_calibration(
-    model_path: str | Path, calibration: Mapping[str, Any], out_path: str | Path
-) -> Path:
-    """Write the model file at ``model_path`` to ``out_path`` (atomically; it may be the same
-    path) with ``calibration`` as its calibration record; weights and metadata unchanged."""
-    load_model(model_path)  # every check of a model file, before anything is written
-    checked_calibration(calibration, "calibration")
-    payload = torch.load(Path(model_path), map_location="cpu", weights_only=True)
-    payload["calibration"] = _plain(calibration)
-    save_torch_atomic(payload, out_path)
-    return Path(out_path)
-
-
-def _plain(mapping: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Plain JSON types only: what ``torch.load(weights_only=True)`` reads back."""
-    return json.loads(json.dumps(dict(mapping or {}), default=str))
-
-
-def save_torch_atomic(payload: Any, path: str | Path) -> None:
-    """``torch.save`` to a hidden sibling, renamed into place when complete. torch reports a
-    failed write (a full disk) as a RuntimeError from its zip writer: that becomes the one
-    line it is, with the sibling removed."""
-    with atomic_file(path) as tmp:
-        try:
-            torch.save(payload, tmp)
-        except RuntimeError as error:
-            raise UserError(f"{path}: cannot write it ({one_line(error)}; disk full?)") from None
-
-
-def load_model(
-    path: str | Path | None = None, device: str | torch.device | None = None
-) -> DimeModel:
-    """Read a model file (default: :func:`default_model_path`); UserError if missing or not a
-    model."""
-    path = Path(path) if path is not None else default_model_path()
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such DIME model file") from None
-    except Exception as error:  # a pickle or zip error: not our file
-        raise UserError(f"{path}: not a DIME model file ({type(error).__name__})") from None
-    found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-    if found != MODEL_FORMAT:
-        raise UserError(f"{path}: not a DIME model file (format {found!r}, not {MODEL_FORMAT!r})")
-    if payload.get("format_version") != MODEL_FORMAT_VERSION:
-        raise UserError(
-            f"{path}: DIME model format version {payload.get('format_version')!r} is not "
-            f"supported (this version reads {MODEL_FORMAT_VERSION})"
-        )
-    try:
-        network = DimeUNet(UNetConfig(**payload["network"]))
-        network.load_state_dict(payload["state_dict"])
-        floor = float(payload["normalization"]["channel_floor"])
-        scale, dof = checked_calibration(payload.get("calibration"), str(path))
-    except ValidationError as error:
-        raise config_error(error, f"{path}: network") from None
-    except KeyError as error:
-        raise UserError(f"{path}: DIME model file lacks {error}") from None
-    except (RuntimeError, TypeError, ValueError) as error:  # weights of another network
-        details = str(error).splitlines()  # torch: a header line, then one line per problem
-        detail = details[1] if len(details) > 1 else details[0] if details else ""
-        raise UserError(
-            f"{path}: the weights do not fit the network the file describes "
-            f"({detail.strip() or type(error).__name__})"
-        ) from None
-    bad = _nonfinite(network.state_dict())
-    if bad is not None:
-        raise UserError(f"{path}: unusable DIME model: weight {bad} is NaN or inf")
-    return as_model(network, floor, payload.get("metadata"), device, scale, dof)
-
-
-def _nonfinite(state: Mapping[str, torch.Tensor]) -> str | None:
-    """The first floating-point tensor of ``state`` with a NaN or inf (None: all finite)."""
-    for name, tensor in state.items():
-        if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
-            return name
-    return None
-
-
-def default_model_path() -> Path:
-    """``$DIME_MODEL`` when set, else the pretrained model shipped with the package."""
-    if MODEL_ENV in os.environ:
-        return Path(os.environ[MODEL_ENV])
-    if not SHIPPED_MODEL.is_file():
-        raise UserError(
-            "no DIME model given and none shipped with this installation: pass a model file "
-            f"written by `dime-pipeline train` (OUT_DIR/model.pt) or set ${MODEL_ENV}"
-        )
-    return SHIPPED_MODEL
 
 
 def hann_window(size: int) -> np.ndarray:
@@ -285,7 +98,8 @@ def predict_slice(
     padded = (top + height + bottom, left + width + right)
     sums = torch.zeros((4, padded[0] * padded[1]), dtype=torch.float64, device=device)
     offsets = (torch.arange(size)[:, None] * padded[1] + torch.arange(size)).flatten().to(device)
-    chunk = max(1, batch_size // len(field))
+    runs = len(field) if model.config.components == 1 else 1  # network calls per window
+    chunk = max(1, batch_size // runs)
     for start in range(0, len(selected), chunk):
         index = selected[start : start + chunk]
         corner = (index // cols) * stride * padded[1] + (index % cols) * stride
@@ -321,26 +135,51 @@ def _accumulate(
     """Run the network on windows (C, 2, b, P, P); scatter-add the weighted predictions into
     ``sums`` (4, padded pixels) at ``pixels`` (b, P²), the windows' flat pixel indices.
 
-    Summing straight into the image (rather than keeping every window for one ``F.fold``)
-    keeps memory at one image whatever the stride.
+    A one-component network runs once per component and window, weighted by the component's
+    energy share (below ``min_component_weight``: skipped); a network that sees K components
+    runs once per window on its K strongest. Summing straight into the image (rather than
+    keeping every window for one ``F.fold``) keeps memory at one image whatever the stride.
     """
     n_components, _, count, size, _ = windows.shape
-    field = windows.permute(0, 2, 1, 3, 4).reshape(n_components * count, 2, size, size)
-    mask = masks[None].expand(n_components, -1, -1, -1).reshape(-1, 1, size, size)
-    inputs, amplitude = normalize_patches(field, mask, model.channel_floor)
-    energy = amplitude.square().reshape(n_components, count)
-    share = (energy / energy.sum(dim=0).clamp_min(1e-30)).flatten()
-    keep = share >= min_component_weight
+    if model.config.components == 1:
+        field = windows.permute(0, 2, 1, 3, 4).reshape(n_components * count, 2, size, size)
+        mask = masks[None].expand(n_components, -1, -1, -1).reshape(-1, 1, size, size)
+        inputs, amplitude = normalize_patches(field, mask, model.channel_floor)
+        energy = amplitude.square().reshape(n_components, count)
+        share = (energy / energy.sum(dim=0).clamp_min(1e-30)).flatten()
+        keep = share >= min_component_weight
+        factor = fraction.repeat(n_components) * share
+        pixels = pixels.repeat(n_components, 1)
+    else:
+        mask = masks[:, None]
+        field = _slotted(windows, masks, model.config.components)
+        inputs, amplitude = normalize_patches(field, mask, model.channel_floor)
+        keep, factor = amplitude > 0, fraction
     if not keep.any():
         return
     output = model.network(inputs[keep].contiguous(memory_format=torch.channels_last)).double()
-    weight = hann * mask[keep] * (fraction.repeat(n_components) * share)[keep, None, None, None]
+    weight = hann * mask[keep] * factor[keep, None, None, None]
     centred = output[:, :1] - model.config.log_magnitude_offset  # small, for the variance sum
     variance = output[:, 2:3].exp() if output.shape[1] > 2 else torch.zeros_like(centred)
     terms = [weight, weight * output[:, :1], weight * output[:, 1:2]]
     terms.append(weight * (variance + centred.square()))
     values = torch.cat(terms, dim=1).flatten(2).permute(1, 0, 2).flatten(1)  # (4, kept·P²)
-    sums.index_add_(1, pixels.repeat(n_components, 1)[keep].flatten(), values)
+    sums.index_add_(1, pixels[keep].flatten(), values)
+
+
+def _slotted(windows: torch.Tensor, masks: torch.Tensor, slots: int) -> torch.Tensor:
+    """(b, 2·slots, P, P) network field from windows (C, 2, b, P, P): each window's ``slots``
+    most energetic components (by RMS about the tissue mean), or all of them and zeros."""
+    n_components, _, count, size, _ = windows.shape
+    if n_components > slots:
+        tissue = masks.sum(dim=(-2, -1)).clamp_min(1.0)
+        inside = windows * masks
+        mean = inside.sum(dim=(-2, -1)) / tissue
+        energy = (inside.square().sum(dim=(-2, -1)) / tissue - mean.square()).sum(dim=1)
+        top = energy.topk(slots, dim=0).indices  # (slots, b)
+        windows = windows.gather(0, top[:, None, :, None, None].expand(-1, 2, -1, size, size))
+    field = windows.permute(2, 0, 1, 3, 4).reshape(count, -1, size, size)
+    return F.pad(field, (0, 0, 0, 0, 0, 2 * slots - field.shape[1]))
 
 
 def _blended(folded: np.ndarray, mask: np.ndarray, offset: float) -> dict[str, np.ndarray]:

@@ -1,7 +1,8 @@
-"""The DIME network: a small U-Net mapping one normalised field patch to dimensionless G*.
+"""The DIME network: a small U-Net mapping normalised field patches to dimensionless G*.
 
-Input  (N, 3, P, P): real part, imaginary part (both normalised per patch, see
-                     :mod:`dime_pipeline.dime.normalization`) and the tissue mask (1 inside, 0 out).
+Input  (N, 2K + 1, P, P): real and imaginary parts of K = ``components`` displacement
+                     components (normalised per patch, see :mod:`dime_pipeline.dime.normalization`;
+                     strongest first, absent ones zero) and the tissue mask (1 inside, 0 out).
 Output (N, K, P, P): channel 0  log|g| with g = G*/(ρω²ΔyΔx), dimensionless;
                      channel 1  loss angle φ = arg G* in radians, bounded to (0, π/2) so G'' ≥ 0;
                      channel 2  log-variance of channel 0 (only with ``predict_variance``).
@@ -25,7 +26,10 @@ from torch import nn
 
 from dime_pipeline.dime.settings import UNetConfig
 
-IN_CHANNELS = 3  # real, imaginary, mask
+
+def in_channels(config: UNetConfig) -> int:
+    """Real and imaginary part per component seen at once, and the mask."""
+    return 2 * config.components + 1
 
 
 class ConvBlock(nn.Sequential):
@@ -55,7 +59,7 @@ class DimeUNet(nn.Module):
         widths = [self.config.width * 2**level for level in range(self.config.depth + 1)]
         self.encoders = nn.ModuleList(
             ConvBlock(c_in, c_out)
-            for c_in, c_out in zip([IN_CHANNELS, *widths], widths, strict=False)
+            for c_in, c_out in zip([in_channels(self.config), *widths], widths, strict=False)
         )
         self.ups = nn.ModuleList(
             nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2)

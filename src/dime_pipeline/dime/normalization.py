@@ -7,6 +7,8 @@ prediction does not depend on the amplitude or unit of U, nor on a constant comp
 hardly on a separate gain per channel (scanner exports). The per-channel scale has a floor,
 ``channel_floor`` × the mean variance of both channels, so that a channel with almost no signal
 (a standing wave whose imaginary part vanishes) is not blown up to unit variance of noise.
+A network that sees K components at once (``UNetConfig.components``) gets 2K such channels and
+the mask, strongest component first, all scaled by one common factor (``normalize_patches``).
 
 **Output.** For a homogeneous medium G* = -ρω²U/∇²U. Measured in pixels, ∇² = ∇²_px/(ΔyΔx), so
 
@@ -67,17 +69,32 @@ def normalize_patches(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Network input from raw patches, and each patch's amplitude.
 
-    field (N, 2, P, P): real and imaginary parts of one component, any unit;
+    field (N, 2K, P, P): real and imaginary parts of K components (re₀, im₀, re₁, …), any unit;
     mask  (N, 1, P, P): 1 on tissue, 0 elsewhere (out-of-mask values are ignored).
-    Returns inputs (N, 3, P, P) = (normalised real, normalised imaginary, mask) in field's dtype,
-    and amplitude (N,): the RMS over the tissue of U minus its mean, which weights components.
+    Returns inputs (N, 2K + 1, P, P) = (normalised channels, mask) in field's dtype, and
+    amplitude (N,): the RMS over the tissue of U minus its mean (all components), which weights
+    one-component predictions against each other.
+
+    One component: each channel is divided by its own (floored) standard deviation. Several: the
+    components are put in order of decreasing energy (the network's slots mean "strongest,
+    next, …", whatever order a file gives them in) and all divided by one scale, the RMS over the
+    channels of the components with signal, so the network sees how much weaker, and therefore
+    noisier, a component is. A component that is all zero is absent: it stays zero, last.
     """
     count = mask.sum(dim=(-2, -1), keepdim=True).clamp_min(1.0)
     mean = (field * mask).sum(dim=(-2, -1), keepdim=True) / count
     centred = (field - mean) * mask
     variance = centred.square().sum(dim=(-2, -1), keepdim=True) / count
-    floor = channel_floor * variance.mean(dim=1, keepdim=True)
-    scale = torch.sqrt(variance + floor)
+    if field.shape[1] == 2:
+        floor = channel_floor * variance.mean(dim=1, keepdim=True)
+        scale = torch.sqrt(variance + floor)
+    else:
+        energy = variance.reshape(len(field), -1, 2).sum(dim=-1)  # (N, K)
+        order = energy.argsort(dim=1, descending=True, stable=True)
+        channels = (2 * order[..., None] + torch.arange(2, device=field.device)).flatten(1)
+        centred = centred.gather(1, channels[..., None, None].expand_as(centred))
+        present = 2 * (energy > 0).sum(dim=1).clamp_min(1)
+        scale = torch.sqrt(energy.sum(dim=1) / present).reshape(-1, 1, 1, 1)
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # an empty patch stays zero
     inputs = torch.cat([centred / scale, mask], dim=1)
     amplitude = torch.sqrt(variance.sum(dim=1)).flatten()

@@ -27,6 +27,14 @@ class UNetConfig(BaseModel):
     depth: int = Field(3, ge=1, le=5, description="number of 2× down-samplings")
     width: int = Field(24, ge=4, le=256, description="channels of the first level (doubles)")
     predict_variance: bool = Field(True, description="extra channel: log-variance of log|g|")
+    components: int = Field(
+        1,
+        ge=1,
+        le=3,
+        description="displacement components seen together: 1 inverts each component alone and "
+        "blends the maps by wave energy; 2-3 give the network up to that many at once (strongest "
+        "first, absent ones zero), so it can weigh them itself",
+    )
     log_magnitude_offset: float = Field(
         2.0, description="added to channel 0: the centre of log|g| over 6–60 px wavelengths"
     )
@@ -60,6 +68,13 @@ class DataConfig(BaseModel):
         le=1,
         description="odds that a training crop's mask gets holes, cuts or is cut to a thin strip "
         "(users' masks: vessels left out, thresholded outlines, thin organs)",
+    )
+    single_component: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="with network.components > 1: odds that a crop shows one component (users' "
+        "one-component acquisitions); otherwise two up to all, uniformly",
     )
     ramps: float = Field(
         0.0,

@@ -11,7 +11,7 @@
     checkpoints/metrics.csv   the CSV log so far (rewritten atomically at every logging call)
     logs/metrics.csv          the whole CSV log across resumed runs, written when training ends
     logs/tensorboard/         TensorBoard event files, with ``trainer.logger: tensorboard``
-    model.pt                  the exported model (best weights), see ``dime.inference``
+    model.pt                  the exported model (best weights), see ``dime.model_file``
 
 A run finds ``checkpoints/last.ckpt`` and resumes from it (epoch, step, optimiser, scheduler and
 the crop sequence continue, within an epoch too: the crops already trained on are skipped), so
@@ -65,7 +65,7 @@ from dime_pipeline.dime.checkpointing import (
     log_text,
 )
 from dime_pipeline.dime.data import CropKeys, DimeDataModule
-from dime_pipeline.dime.inference import save_model
+from dime_pipeline.dime.model_file import save_model
 from dime_pipeline.dime.module import DimeModule
 from dime_pipeline.dime.progress import TrainingProgress, log_progress, quiet_lightning_tips
 from dime_pipeline.dime.settings import (
@@ -183,7 +183,13 @@ def fit(
         # The rows logged before the checkpoint; the resumed run logs the later ones again.
         history = log_history(out_dir / LIVE_LOG, position[1])
     datamodule = _ResumingData(
-        train, val, config.network.patch_size, config.data, seed=config.seed, position=position
+        train,
+        val,
+        config.network.patch_size,
+        config.data,
+        seed=config.seed,
+        components=config.network.components,
+        position=position,
     )
     datamodule.setup("fit")  # read the packs now: a bad one must fail before DIR is written
     L.seed_everything(config.seed, workers=True)

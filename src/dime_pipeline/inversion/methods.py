@@ -2,7 +2,7 @@
 
 Every method is called as ``invert(displacement, voxel_size_m, frequency_hz, density_kg_m3,
 mask)`` and returns an :class:`InversionResult`. DIME needs a model file: the one given, else
-``$DIME_MODEL``, else the pretrained model shipped with the package (``dime.inference``).
+``$DIME_MODEL``, else the pretrained model shipped with the package (``dime.model_file``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def inverter(
             raise TypeError(f"{method} takes {kind.__name__}, got {type(params).__name__}")
         return partial(invert, params=params), asdict(params)
     if method == "dime":
-        from dime_pipeline.dime.inference import default_model_path, dime_inversion, load_model
+        from dime_pipeline.dime.inference import dime_inversion
+        from dime_pipeline.dime.model_file import default_model_path, load_model
 
         path = Path(model) if model is not None else default_model_path()
         loaded = load_model(path)
