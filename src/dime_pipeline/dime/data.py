@@ -9,7 +9,7 @@ One item is one P×P crop of one sample ("row") of a pack (``dime_pipeline.datas
 - one displacement component is chosen at random among those with signal in the crop (RMS at
   least ``min_component_fraction`` of the strongest), because components are inverted separately;
   for a network that sees K > 1 components at once, with odds ``single_component`` that one
-  alone, else it and 2 … K − 1 others at random, whatever their strength (zero-filled to K);
+  alone, else it and 1 … K − 1 others at random, whatever their strength (zero-filled to K);
 - training crops are augmented by a random global phase e^{iθ} (U e^{iθ} solves the same
   equation), the 8 rotations and flips of the square, and a small gain per channel.
 
