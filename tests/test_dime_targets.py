@@ -1,9 +1,10 @@
 """``benchmarks/dime_targets.py`` on the report's tiny pack: each correlation target comes with
-its boundary split, a blurred map gains most with its boundary band exact, and a bad band is one
-line."""
+its boundary and thin-structure split and the blurred-truth reference, a blurred map gains most
+with its boundary band exact, and a bad band is one line."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,11 @@ def test_correlations_split_at_the_boundaries(study: Path) -> None:
     # the blur's loss sits in the band: exact there recovers more than exact everywhere else
     assert blurred["boundary"]["r_near_exact"] > blurred["boundary"]["r_far_exact"]
     assert "boundary" not in document["targets"]["homogeneous CV %"]["methods"]["dime"]
+    assert 0 <= blurred["boundary"]["thin"] <= 1
+    # the resolution reference: the truth loses r steadily as its blur widens
+    reference = list(heterogeneous["blurred_truth"].values())
+    assert len(reference) == len(dime_targets.BLUR_FRACTIONS)
+    assert all(a > b for a, b in itertools.pairwise(reference)) and reference[0] < 1
 
 
 def test_the_command_prints_the_split_and_refuses_a_bad_band(study: Path, repo: Path) -> None:
@@ -52,14 +58,15 @@ def test_the_command_prints_the_split_and_refuses_a_bad_band(study: Path, repo: 
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     line = next(x for x in result.stdout.splitlines() if x.startswith("heterogeneous r"))
-    assert "exact there" in line and "exact elsewhere" in line
-    bad = subprocess.run(
-        [*command, "--boundary-px", "0"], capture_output=True, text=True, timeout=300
-    )
-    assert bad.returncode != 0
-    assert bad.stderr.strip().splitlines() == [
-        "dime_targets.py: error: --boundary-px must be 1 or more, got 0.0"
-    ]
+    assert "exact there" in line and "exact elsewhere" in line and "thin" in line
+    lines = result.stdout.splitlines()
+    assert lines[lines.index(line) + 1].startswith("  the truth blurred at σ = 0.1 / 0.15")
+    for option in ("--boundary-px", "--thin-px"):
+        bad = subprocess.run([*command, option, "0"], capture_output=True, text=True, timeout=300)
+        assert bad.returncode != 0
+        assert bad.stderr.strip().splitlines() == [
+            f"dime_targets.py: error: {option} must be 1 or more, got 0.0"
+        ]
 
 
 def test_the_validation_split_is_read_with_estimates_only(study: Path, repo: Path) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from dime_pipeline.evaluation import metrics
+from dime_pipeline.evaluation import metrics, resolution
 from dime_pipeline.evaluation.evaluate import dumps
 from dime_pipeline.evaluation.staging import (
     NO_STAGE,
@@ -153,12 +153,12 @@ def test_boundary_distance_by_hand() -> None:
     labels[:, 3:5] = 2
     mask = np.ones_like(labels, bool)
     mask[:, 7] = False
-    distance = metrics.boundary_distance_px(mask, labels)
+    distance = resolution.boundary_distance_px(mask, labels)
     np.testing.assert_array_equal(distance[2], [3, 2, 1, 1, 1, 1, 1, 0])
     np.testing.assert_array_equal(distance[:, 0], 3)  # the border row and column included
     z, y, x = np.indices((9, 9, 9))
     ball = (z - 4) ** 2 + (y - 4) ** 2 + (x - 4) ** 2 <= 9
-    in_3d = metrics.boundary_distance_px(np.ones_like(ball), ball.astype(int) + 1)
+    in_3d = resolution.boundary_distance_px(np.ones_like(ball), ball.astype(int) + 1)
     assert in_3d[4, 4, 4] == pytest.approx(math.sqrt(10))  # to (1, 3, 4), just outside
     assert in_3d[4, 4, 1] == 1 and in_3d[4, 4, 0] == 1
 
@@ -171,11 +171,45 @@ def test_a_blurred_map_loses_its_r_in_the_boundary_band() -> None:
     labels[(y - 10) ** 2 + (x - 14) ** 2 < 4**2] = 3
     truth = np.choose(labels - 1, [2.0, 6.0, 1.0])
     blurred = ndimage.gaussian_filter(truth, 1.5)
-    near = metrics.boundary_distance_px(np.ones_like(labels, bool), labels).ravel() <= 2
+    near = resolution.boundary_distance_px(np.ones_like(labels, bool), labels).ravel() <= 2
     r = metrics.pearson_r(truth, blurred)
     r_near_exact = metrics.pearson_r(truth.ravel(), np.where(near, truth.ravel(), blurred.ravel()))
     r_far_exact = metrics.pearson_r(truth.ravel(), np.where(near, blurred.ravel(), truth.ravel()))
     assert r < 0.97 and r_near_exact > 0.998 and abs(r_far_exact - r) < 0.001
+
+
+def test_region_width_by_hand() -> None:
+    """Stripes of 2, 3 and 6 px and a disc of radius 5 in a background: each pixel reads the
+    width of the structure it lies in (2·deepest distance: even n reads n, odd n + 1), the
+    background its inscribed diameter, outside the mask 0."""
+    labels = np.ones((40, 40), np.int16)
+    labels[:, 4:6], labels[:, 10:13], labels[:, 20:26] = 2, 3, 4
+    y, x = np.indices(labels.shape)
+    labels[(y - 20) ** 2 + (x - 33) ** 2 <= 25] = 5
+    mask = np.ones_like(labels, bool)
+    mask[:, -1] = False
+    width = resolution.region_width_px(mask, labels)
+    assert (width[:, 4:6] == 2).all() and (width[:, 10:13] == 4).all()
+    assert (width[:, 20:26] == 6).all()
+    # the disc (r² ≤ 25): its centre lies √26 from the nearest pixel outside it
+    assert width[20, 33] == pytest.approx(2 * math.sqrt(26))
+    assert (width[:, -1] == 0).all()
+    # the background's separate pieces read their own widths; the image border is no boundary
+    assert (width[:, 6:10] == 4).all() and (width[:, 13:20] == 8).all()
+    assert (width[:, 0:4] == 8).all()
+
+
+def test_blur_in_mask_keeps_the_outside_out() -> None:
+    """A constant inside the mask stays that constant under any blur (normalised over the
+    mask), NaN outside it; a step is smoothed over about σ."""
+    mask = np.zeros((30, 30), bool)
+    mask[5:25, 5:25] = True
+    flat = resolution.blur_in_mask(np.where(mask, 3.0, 100.0), mask, [2.0, 2.0])
+    np.testing.assert_allclose(flat[mask], 3.0)
+    assert np.isnan(flat[~mask]).all()
+    step = np.where(np.indices(mask.shape)[1] < 15, 1.0, 2.0)
+    blurred = resolution.blur_in_mask(step, mask, [0.0, 2.0])
+    assert blurred[15, 14] == pytest.approx(1.5, abs=0.1) and blurred[15, 6] < 1.01
 
 
 def test_fibrosis_stage_cutoffs() -> None:

@@ -27,7 +27,7 @@ from dime_pipeline.config import WAVE_PATTERNS
 from dime_pipeline.datasets import Pack
 from dime_pipeline.errors import UserError
 from dime_pipeline.estimates import Estimates, read_estimates
-from dime_pipeline.evaluation import metrics
+from dime_pipeline.evaluation import resolution
 from dime_pipeline.evaluation.documents import (
     METRIC_FILES,
     METRICS_SCHEMA_VERSION,
@@ -145,13 +145,16 @@ def evaluate(
     masks = pack.column("mask").astype(bool)
     labels = pack.column("labels")
     # a row's geometry, the same for every method: computed once
-    boundaries = [metrics.boundary_distance_px(masks[i], labels[i]) for i in range(len(rows))]
+    geometry = [
+        (resolution.boundary_distance_px(m, ids), resolution.region_width_px(m, ids))
+        for m, ids in zip(masks, labels, strict=True)
+    ]
     results: dict[str, list[RowResult]] = {}
     for method, store in estimates.items():
         estimate_kpa = np.abs(store.modulus).astype(float) / 1e3
         results[method] = [
             evaluate_row(
-                truth_kpa[i], estimate_kpa[i], masks[i], labels[i], row, parameters, boundaries[i]
+                truth_kpa[i], estimate_kpa[i], masks[i], labels[i], row, parameters, geometry[i]
             )
             for i, row in enumerate(rows)
         ]

@@ -147,23 +147,6 @@ def region_interiors(
     return interiors
 
 
-def boundary_distance_px(mask: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Distance (pixel edges, between centres) of each tissue pixel to the nearest pixel of
-    another region or outside the tissue: 1 next to a boundary, 0 outside the mask.
-
-    Splits a map's error into what a sharper boundary would fix and what it would not (a wave
-    inversion's resolution is a few pixels; region interiors lie beyond it)."""
-    mask, labels = np.asarray(mask, bool), np.asarray(labels)
-    tissue_labels = np.where(mask, labels, -1)  # outside the tissue is a region of its own
-    distance = np.zeros(mask.shape)
-    for label in np.unique(tissue_labels[mask]):
-        region = tissue_labels == label
-        # padded with "other region": the image border is not a boundary of the tissue
-        inside = ndimage.distance_transform_edt(np.pad(region, 1, constant_values=True))
-        distance[region] = inside[(slice(1, -1),) * region.ndim][region]
-    return distance
-
-
 def region_statistics(
     truth: np.ndarray,
     estimate: np.ndarray,

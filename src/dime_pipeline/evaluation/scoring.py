@@ -66,7 +66,8 @@ class RowResult:
 
     truth: np.ndarray
     estimate: np.ndarray
-    boundary_px: np.ndarray  # each evaluated pixel's metrics.boundary_distance_px
+    boundary_px: np.ndarray  # each evaluated pixel's resolution.boundary_distance_px
+    width_px: np.ndarray  # … and resolution.region_width_px
     tissue_pixels: int
     pixel: dict[str, Any]
     regions: list[dict[str, Any]]
@@ -81,11 +82,11 @@ def evaluate_row(
     labels: np.ndarray,
     row: Row,
     parameters: EvaluationParameters,
-    boundary_px: np.ndarray,
+    geometry: tuple[np.ndarray, np.ndarray],
 ) -> RowResult:
-    """Every metric of one method on one sample (arrays in kPa); ``boundary_px`` is the row's
-    :func:`metrics.boundary_distance_px`, the same for every method (computed once by the
-    caller)."""
+    """Every metric of one method on one sample (arrays in kPa); ``geometry`` is the row's
+    :func:`resolution.boundary_distance_px` and :func:`resolution.region_width_px`, the same for
+    every method (computed once by the caller)."""
     valid = metrics.evaluated_pixels(truth, estimate, mask)
     with np.errstate(invalid="ignore"):
         tissue = int((mask & np.isfinite(truth) & (truth > 0)).sum())
@@ -112,7 +113,8 @@ def evaluate_row(
     return RowResult(
         truth=truth[valid],
         estimate=estimate[valid],
-        boundary_px=boundary_px[valid],
+        boundary_px=geometry[0][valid],
+        width_px=geometry[1][valid],
         tissue_pixels=tissue,
         pixel=metrics.pixel_agreement(truth, estimate, mask),
         regions=regions,
