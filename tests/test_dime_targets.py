@@ -60,7 +60,7 @@ def test_the_command_prints_the_split_and_refuses_a_bad_band(study: Path, repo: 
     line = next(x for x in result.stdout.splitlines() if x.startswith("heterogeneous r"))
     assert "exact there" in line and "exact elsewhere" in line and "thin" in line
     lines = result.stdout.splitlines()
-    assert lines[lines.index(line) + 1].startswith("  the truth blurred at σ = 0.1 / 0.15")
+    assert lines[lines.index(line) + 1].startswith("  the truth blurred at σ = 0.05 / 0.1 / 0.15")
     for option in ("--boundary-px", "--thin-px"):
         bad = subprocess.run([*command, option, "0"], capture_output=True, text=True, timeout=300)
         assert bad.returncode != 0
