@@ -99,29 +99,46 @@ def _resolution_split(
     }
 
 
-def _blurred_truth(evaluation: Evaluation, rows: list[int]) -> dict[str, float]:
-    """Pooled r of the truth blurred at each of BLUR_FRACTIONS of its row's wavelength."""
+def _blurred_rows(
+    evaluation: Evaluation, rows: set[int]
+) -> dict[int, list[tuple[np.ndarray, np.ndarray]]]:
+    """Per row, its truth and the truth blurred at each of BLUR_FRACTIONS of its wavelength
+    (evaluated pixels): the pack read and each row blurred once for every target."""
     pack = evaluation.pack
     modulus_pa = np.abs(pack.column("modulus")).astype(float)
     masks = pack.column("mask").astype(bool)
     frequency, density = pack.column("frequency_hz"), pack.column("density_kg_m3")
     voxel = pack.column("voxel_size_m")
-    pooled: dict[float, tuple[list[np.ndarray], list[np.ndarray]]] = {
-        f: ([], []) for f in BLUR_FRACTIONS
-    }
-    for i in rows:
+    blurred_rows = {}
+    for i in sorted(rows):
         truth, mask = modulus_pa[i], masks[i]
         wavelength = median_wavelength_m(truth, mask, float(frequency[i]), float(density[i]))
         if wavelength is None:
             continue
-        for fraction, (truths, blurs) in pooled.items():
+        pairs = []
+        for fraction in BLUR_FRACTIONS:
             blurred = blur_in_mask(truth, mask, [fraction * wavelength / d for d in voxel[i]])
             valid = evaluated_pixels(truth, blurred, mask)
-            truths.append(truth[valid])
-            blurs.append(blurred[valid])
+            pairs.append((truth[valid], blurred[valid]))
+        blurred_rows[i] = pairs
+    return blurred_rows
+
+
+def _blurred_truth(
+    blurred_rows: dict[int, list[tuple[np.ndarray, np.ndarray]]], rows: list[int]
+) -> dict[str, float]:
+    """Pooled r of the truth blurred at each of BLUR_FRACTIONS over ``rows``."""
+    pooled = [blurred_rows[i] for i in rows if i in blurred_rows]
     return {
-        f"{f:g}": pearson_r(np.concatenate(t), np.concatenate(b)) if t else float("nan")
-        for f, (t, b) in pooled.items()
+        f"{fraction:g}": (
+            pearson_r(
+                np.concatenate([pairs[k][0] for pairs in pooled]),
+                np.concatenate([pairs[k][1] for pairs in pooled]),
+            )
+            if pooled
+            else float("nan")
+        )
+        for k, fraction in enumerate(BLUR_FRACTIONS)
     }
 
 
@@ -135,6 +152,17 @@ def _equivalent_sigma(reference: dict[str, float], r: float) -> float:
     return float(np.interp(r, rs[::-1], sigmas[::-1]))
 
 
+def _phantom_rows(
+    evaluation: Evaluation, family: str, levels: tuple[float | None, ...]
+) -> list[list[int]]:
+    """The rows of ``family`` at ``levels``, grouped by phantom (its noise levels together)."""
+    phantoms: dict[int, list[int]] = defaultdict(list)  # seed → its rows at these levels
+    for row in evaluation.rows:
+        if row.family == family and _at_levels(row.snr, levels):
+            phantoms[row.seed].append(row.index)
+    return list(phantoms.values())
+
+
 def measure(
     truth: Path,
     estimates: list[Path],
@@ -145,12 +173,22 @@ def measure(
     evaluation = evaluate(truth, estimates)
     generator = np.random.default_rng(0)
     table: dict[str, Any] = {}
-    for name, (family, levels, key, comparison, bound) in TARGETS.items():
-        phantoms: dict[int, list[int]] = defaultdict(list)  # seed → its rows at these levels
-        for row in evaluation.rows:
-            if row.family == family and _at_levels(row.snr, levels):
-                phantoms[row.seed].append(row.index)
-        groups = list(phantoms.values())
+    selections = {
+        name: _phantom_rows(evaluation, family, levels)
+        for name, (family, levels, *_) in TARGETS.items()
+    }
+    blurred_rows = _blurred_rows(
+        evaluation,
+        {
+            i
+            for name, groups in selections.items()
+            if TARGETS[name][2] == "pearson_r"
+            for group in groups
+            for i in group
+        },
+    )
+    for name, (_, _, key, comparison, bound) in TARGETS.items():
+        groups = selections[name]
         rows = [i for group in groups for i in group]
         draws = [generator.integers(len(groups), size=len(groups)) for _ in range(bootstrap)]
         table[name] = {
@@ -160,7 +198,7 @@ def measure(
             "methods": {},
         }
         if key == "pearson_r" and rows:
-            table[name]["blurred_truth"] = reference = _blurred_truth(evaluation, rows)
+            table[name]["blurred_truth"] = reference = _blurred_truth(blurred_rows, rows)
         for method in evaluation.methods:
             results = evaluation.results[method]
             value = _value([results[i] for i in rows], key)

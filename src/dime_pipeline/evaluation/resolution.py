@@ -53,9 +53,9 @@ def region_width_px(mask: np.ndarray, labels: np.ndarray) -> np.ndarray:
     width = np.zeros(tissue_labels.shape)
     for label in ids:
         parts, count = ndimage.label(tissue_labels == label)
-        depth = _inside_distance(parts > 0)
-        deepest = np.asarray(ndimage.maximum(depth, parts, index=np.arange(1, count + 1)))
         inside = parts > 0
+        depth = _inside_distance(inside)
+        deepest = np.asarray(ndimage.maximum(depth, parts, index=np.arange(1, count + 1)))
         width[inside] = 2 * deepest[parts[inside] - 1]
     return width
 
